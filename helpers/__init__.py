@@ -1,0 +1,19 @@
+"""Helpers for the Docker course in Jupyter notebooks.
+
+Importing this package has no side effects: nothing connects, nothing starts, no option is set.
+A notebook's setup cell does ``client = connect()`` and ``run = Run(client, "topic")``.
+"""
+
+from .connection import connect, daemon_host, describe
+from .errors import BadInput, CourseError, DaemonNotFound, ImageNotAvailable, NameTaken, NotFound
+from .imagekit import BASE_IMAGE, BASE_REPO, BASE_TAG
+from .naming import Run, cleanup_all
+from .tables import (containers_table, history_table, images_table, inspect_table, key_value_table,
+                     networks_table, top_table)
+
+__all__ = [
+    "BASE_IMAGE", "BASE_REPO", "BASE_TAG", "BadInput", "CourseError", "DaemonNotFound",
+    "ImageNotAvailable", "NameTaken", "NotFound", "Run", "cleanup_all", "connect",
+    "containers_table", "daemon_host", "describe", "history_table", "images_table",
+    "inspect_table", "key_value_table", "networks_table", "top_table",
+]

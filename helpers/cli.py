@@ -1,0 +1,40 @@
+"""``python -m helpers.cli …``: what ``./course`` calls for the engine and for clean-up."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import engine
+from .errors import CourseError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="./course", description="The Docker course's engine and clean-up.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    eng = sub.add_parser("engine", help="the course's own Docker engine and registry")
+    eng.add_argument("action", choices=["start", "stop", "status", "ensure"])
+    sub.add_parser("clean", help="remove every object of every run of the course on the daemon")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "engine" and args.action == "stop":
+            engine.stop()
+        elif args.command == "engine" and args.action == "status":
+            for key, value in engine.status().items():
+                print(f"{key:24} {value}")
+        elif args.command == "engine":
+            _, host = engine.ensure() if args.action == "ensure" else (engine.start(), f"unix://{engine.socket_path()}")
+            print(host)
+        else:
+            from .connection import connect
+            from .naming import cleanup_all
+            removed = cleanup_all(connect())
+            print(", ".join(f"{n} {kind}" for kind, n in removed.items()) + " removed")
+    except CourseError as err:
+        print(f"[course] {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

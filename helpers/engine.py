@@ -1,0 +1,162 @@
+"""The course's own Docker engine, for a Linux machine where no daemon answers and we are root.
+
+Started the way a CI ``docker:dind`` service would be: Debian's ``dockerd`` on its own socket,
+data root and pid file inside the checkout's ignored ``.state/`` folder (so it never touches
+another daemon's state), pointed at the course registry as its Docker Hub mirror, ready when
+``/_ping`` answers. ``./course engine stop`` stops it and the registry.
+
+When any daemon already answers (``DOCKER_HOST``, a docker context, the default socket), the
+course uses that one and never changes its configuration.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import docker
+from docker.errors import DockerException
+
+from . import connection, imagekit, procs, registry
+from .errors import DaemonNotFound, EngineError
+
+PACKAGES = {"dockerd": "docker.io", "iptables": "iptables", "docker-registry": "docker-registry"}
+
+
+def say(msg: str) -> None:
+    print(f"[course] {msg}", file=sys.stderr, flush=True)
+
+
+def state_dir() -> Path:
+    return connection.STATE_DIR
+
+
+def socket_path() -> Path:
+    return state_dir() / "docker.sock"
+
+
+def exec_root() -> Path:
+    """dockerd's run-time folder: short (containerd's socket paths have a length limit) and
+    unique to this checkout."""
+    digest = hashlib.sha256(str(state_dir()).encode()).hexdigest()[:8]
+    return Path("/run") / f"docker-course-{digest}"
+
+
+def missing_packages() -> list[str]:
+    missing = [pkg for cmd, pkg in PACKAGES.items() if shutil.which(cmd) is None
+               and not Path("/usr/sbin", cmd).exists()]
+    if not imagekit.BUSYBOX.exists():
+        missing.append("busybox-static")
+    return missing
+
+
+def install_packages() -> None:
+    missing = missing_packages()
+    if not missing:
+        return
+    if shutil.which("apt-get") is None:
+        raise EngineError(f"Missing {', '.join(missing)} and this is not a Debian-like system: "
+                          "install Docker yourself, start it, and run this again.")
+    say(f"installing Debian packages: {' '.join(missing)} (about 10 s)")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    for argv in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", *missing]):
+        done = subprocess.run(argv, env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise EngineError(f"`{' '.join(argv)}` failed: {done.stderr.strip().splitlines()[-1:]}")
+
+
+def running_client() -> docker.DockerClient | None:
+    """A client for the course's engine if it is up."""
+    if procs.read_pid(state_dir() / "docker.pid") is None or not socket_path().exists():
+        return None
+    try:
+        client = docker.DockerClient(base_url=f"unix://{socket_path()}", timeout=60)
+        client.ping()
+        return client
+    except DockerException:
+        return None
+
+
+def start_dockerd() -> docker.DockerClient:
+    state = state_dir()
+    log = state / "dockerd.log"
+    argv = ["dockerd", "--debug",
+            "--host", f"unix://{socket_path()}",
+            "--data-root", str(state / "docker"),
+            "--exec-root", str(exec_root()),
+            "--pidfile", str(state / "docker.pid"),
+            "--registry-mirror", f"http://{registry.front_address()}"]
+    say(f"starting the course's Docker engine (log: {log})")
+    proc = procs.spawn(argv, log)
+    procs.wait_until(lambda: running_client() is not None, "the course's Docker engine", log,
+                     timeout=60, proc=proc)
+    client = running_client()
+    assert client is not None
+    return client
+
+
+def ensure_images(client: docker.DockerClient) -> None:
+    """Put the base image into the course registry unless it is there already."""
+    if registry.has_tag("library/" + imagekit.BASE_REPO, imagekit.BASE_TAG):
+        return
+    say(f"building {imagekit.BASE_IMAGE} from Debian's busybox-static and pushing it to the course registry")
+    imagekit.publish(client, registry.store_address(), state_dir() / "registry" / "catalogue.json")
+
+
+def start() -> docker.DockerClient:
+    """Install what is missing, then start the registry and the engine (each only if needed)."""
+    if platform.system() != "Linux" or os.geteuid() != 0:
+        raise EngineError("The course's own engine needs Linux and root: start Docker yourself "
+                          "(Docker Desktop, or your distribution's docker) and run this again.")
+    install_packages()
+    state_dir().mkdir(parents=True, exist_ok=True)
+    registry.ensure_running(state_dir(), sys.executable)
+    client = running_client() or start_dockerd()
+    ensure_images(client)
+    return client
+
+
+def stop() -> None:
+    """Stop the course's engine and registry (their data stays in .state/ for next time)."""
+    if procs.stop(state_dir() / "docker.pid", timeout=30):
+        say("stopped the course's Docker engine")
+    registry.stop(state_dir())
+    socket_path().unlink(missing_ok=True)
+
+
+def ensure() -> tuple[docker.DockerClient, str]:
+    """A daemon for the course: an answering one as it is, else the course's own engine.
+
+    Returns the client and the ``DOCKER_HOST`` value that reaches it.
+    """
+    found = connection.find_daemon()
+    if found is not None:
+        client, ep = found
+        if ep.source != "the course's own engine":
+            say(f"using the Docker daemon at {ep.source} as it is (its configuration is not changed)")
+            return client, os.environ.get("DOCKER_HOST") or ep.base_url or ""
+    try:
+        client = start()
+    except EngineError:
+        if found is None and (platform.system() != "Linux" or os.geteuid() != 0):
+            raise DaemonNotFound(connection.no_daemon_advice()) from None
+        raise
+    say("using the course's own Docker engine")
+    return client, f"unix://{socket_path()}"
+
+
+def status() -> dict[str, str]:
+    state = state_dir()
+    return {
+        "engine": "running" if running_client() else "stopped",
+        "socket": str(socket_path()),
+        "registry store": "running" if procs.http_ok(f"http://{registry.store_address()}/v2/") else "stopped",
+        "registry front": "running" if procs.http_ok(f"http://{registry.front_address()}/_ping") else "stopped",
+        "base image in registry": str(registry.has_tag("library/" + imagekit.BASE_REPO, imagekit.BASE_TAG)),
+        "log": str(state / "dockerd.log"),
+    }

@@ -1,0 +1,161 @@
+"""Names, labels and clean-up: every object a run of a notebook makes is findable and removable.
+
+A :class:`Run` stamps each container, network and volume with the course's labels and gives it
+a name unique to the run (``dc-<6 hex>-<what>``); image tags and files get the same prefix. Two
+learners (or two test workers) on one daemon therefore never collide, and ``run.cleanup()``
+removes exactly what this run made — never another run's objects, never a base image.
+
+The label namespace ``org.dockercourse.`` is the course's own, as testcontainers keeps
+``org.testcontainers.``: learners' labels may not use it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+import socket
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import docker
+from docker.errors import APIError, NotFound as DockerNotFound
+
+from .errors import BadInput
+
+NAMESPACE = "org.dockercourse."
+MANAGED = NAMESPACE + "managed"
+RUN = NAMESPACE + "run"
+TOPIC = NAMESPACE + "topic"
+OWNER = NAMESPACE + "owner"  # host:pid of the kernel that made it (used by the reaper)
+
+PREFIX = "dc-"
+_WHAT = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+RUN_TAG = re.compile(r"(^|/)" + PREFIX + r"[0-9a-f]{6}-")
+
+
+def files_root() -> Path:
+    """Where runs write their files (tars and the like): one folder per run."""
+    return Path(tempfile.gettempdir()) / "docker-course"
+
+
+@dataclass
+class Run:
+    """One run of one notebook: its id, names, labels, files, and its clean-up.
+
+    >>> run = Run(client, "images")          # doctest: +SKIP
+    >>> run.name("web")                      # doctest: +SKIP
+    'dc-3f9a1c-web'
+    """
+
+    client: docker.DockerClient
+    topic: str
+    id: str = field(default_factory=lambda: secrets.token_hex(3))
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[0-9a-f]{6}", self.id):
+            raise BadInput(f"A run id is 6 lowercase hex digits, not {self.id!r}: leave it out to get a fresh one.")
+
+    @property
+    def prefix(self) -> str:
+        return f"{PREFIX}{self.id}"
+
+    def name(self, what: str) -> str:
+        """A container / network / volume / image repository name unique to this run."""
+        if not isinstance(what, str) or not _WHAT.match(what):
+            raise BadInput(
+                f"{what!r} cannot be part of a Docker name: use lowercase letters, digits, '-', '_' or '.'."
+            )
+        return f"{self.prefix}-{what}"
+
+    def image(self, what: str, tag: str = "v1") -> str:
+        """An image reference ``dc-<id>-<what>:<tag>`` owned by this run."""
+        return f"{self.name(what)}:{tag}"
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """Labels for every object this run creates (pass as ``labels=run.labels``)."""
+        return {
+            MANAGED: "true",
+            RUN: self.id,
+            TOPIC: self.topic,
+            OWNER: f"{socket.gethostname()}:{os.getpid()}",
+        }
+
+    @property
+    def filters(self) -> dict[str, str]:
+        """A docker-py ``filters=`` value selecting this run's objects."""
+        return {"label": f"{RUN}={self.id}"}
+
+    @property
+    def files(self) -> Path:
+        """This run's own folder for files it writes (created on first use)."""
+        path = files_root() / self.prefix
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def path(self, filename: str) -> Path:
+        """A path for a file this run writes, e.g. ``run.path("busybox.tar")``."""
+        return self.files / filename
+
+    def cleanup(self) -> dict[str, int]:
+        """Remove everything this run made; returns how many of each kind went."""
+        return remove_objects(self.client, self.filters, tag_prefix=self.prefix + "-",
+                              files=files_root() / self.prefix)
+
+
+def remove_objects(client: docker.DockerClient, filters: dict[str, str], tag_prefix: str,
+                   files: Path | None = None) -> dict[str, int]:
+    """Remove containers, networks, volumes (selected by ``filters``), image tags that start
+    with ``tag_prefix`` (and images labelled by ``filters``), and the folder ``files``.
+
+    Objects that vanish meanwhile (another clean-up got there first) are not an error.
+    """
+    removed = {"containers": 0, "networks": 0, "volumes": 0, "images": 0, "files": 0}
+    for c in client.containers.list(all=True, filters=filters):
+        if _gone_ok(lambda: c.remove(force=True, v=True)):
+            removed["containers"] += 1
+    for n in client.networks.list(filters=filters):
+        if _gone_ok(n.remove):
+            removed["networks"] += 1
+    for v in client.volumes.list(filters=filters):
+        if _gone_ok(lambda: v.remove(force=True)):
+            removed["volumes"] += 1
+    labelled = {i.id for i in client.images.list(all=True, filters=filters)}
+    for image in client.images.list(all=True):
+        ours = [t for t in image.tags if RUN_TAG.search(t) and _strip_registry(t).startswith(tag_prefix)]
+        if image.id in labelled and len(ours) == len(image.tags):
+            if _gone_ok(lambda: client.images.remove(image.id, force=True)):
+                removed["images"] += 1
+            continue
+        for tag in ours:
+            if _gone_ok(lambda: client.images.remove(tag)):
+                removed["images"] += 1
+    if files is not None and files.exists():
+        removed["files"] = sum(1 for p in files.rglob("*") if p.is_file())
+        shutil.rmtree(files, ignore_errors=True)
+    return removed
+
+
+def _strip_registry(ref: str) -> str:
+    return ref.rsplit("/", 1)[-1]
+
+
+def _gone_ok(action) -> bool:
+    """Run a removal; False when the object was already gone or is being removed."""
+    try:
+        action()
+        return True
+    except DockerNotFound:
+        return False
+    except APIError as err:
+        if err.status_code == 409 and "already in progress" in str(err):
+            return False
+        raise
+
+
+def cleanup_all(client: docker.DockerClient) -> dict[str, int]:
+    """Remove every object of every run of the course on this daemon (a teacher's reset)."""
+    return remove_objects(client, {"label": MANAGED + "=true"}, tag_prefix=PREFIX, files=files_root())

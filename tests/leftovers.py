@@ -1,0 +1,29 @@
+"""After a test run: list every object of the course still on the daemon; exit 1 if any.
+
+``./course test`` runs this once the tests pass, so "nothing of the run remains" is checked,
+not assumed. Base images (busybox) are not the course's objects and may stay cached.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from helpers.connection import connect
+from helpers.naming import MANAGED, RUN_TAG
+
+
+def leftovers() -> list[str]:
+    client = connect()
+    found = [f"container {c.name}" for c in client.containers.list(all=True, filters={"label": MANAGED})]
+    found += [f"network {n.name}" for n in client.networks.list(filters={"label": MANAGED})]
+    found += [f"volume {v.name}" for v in client.volumes.list(filters={"label": MANAGED})]
+    found += [f"image {i.short_id} ({', '.join(i.tags) or 'untagged'})"
+              for i in client.images.list(all=True, filters={"label": MANAGED})]
+    found += [f"image tag {t}" for i in client.images.list(all=True) for t in i.tags if RUN_TAG.search(t)]
+    return sorted(set(found))
+
+
+if __name__ == "__main__":
+    left = leftovers()
+    print("; ".join(left) if left else "none")
+    sys.exit(1 if left else 0)
