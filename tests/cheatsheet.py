@@ -1,0 +1,49 @@
+"""Read a notebook's Summary cheat sheet so a test can run every CLI form in it.
+
+The Summary section holds a markdown table whose first column is the CLI form as the notes write
+it, in backticks. :func:`sheet_commands` returns those commands; :func:`run_cli` runs one with the
+docker CLI against the same daemon as the tests, after replacing placeholders (NAME, IMAGE, …) with
+a run's real objects — so the sheet cannot rot.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+
+
+def sheet_commands(notebook: str | Path) -> list[str]:
+    """The backticked CLI forms in the first column of the notebook's Summary table."""
+    nb = json.loads((NOTEBOOKS / notebook if not Path(notebook).is_absolute() else Path(notebook)).read_text())
+    for cell in nb["cells"]:
+        src = "".join(cell["source"])
+        if cell["cell_type"] == "markdown" and re.search(r"^## Summary", src, re.M):
+            rows = [line for line in src.splitlines() if line.startswith("| `")]
+            return [cmd for row in rows for cmd in re.findall(r"`([^`]+)`", row.split("|")[1])]
+    raise AssertionError(f"{notebook} has no '## Summary' cheat sheet")
+
+
+def docker_cli() -> str:
+    found = shutil.which("docker") or "/usr/bin/docker"
+    return found
+
+
+def run_cli(command: str, substitutions: dict[str, str] | None = None, check: bool = True,
+            stdin: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    """Run one cheat-sheet command (``docker …``) with placeholders replaced (whole words only)."""
+    for placeholder, value in (substitutions or {}).items():
+        command = re.sub(rf"\b{re.escape(placeholder)}\b", value, command)
+    argv = shlex.split(command)
+    assert argv[0] == "docker", f"not a docker command: {command}"
+    done = subprocess.run([docker_cli(), *argv[1:]], input=stdin, capture_output=True, text=True,
+                          timeout=timeout, env=os.environ.copy())
+    if check and done.returncode != 0:
+        raise AssertionError(f"`{command}` failed ({done.returncode}): {done.stderr.strip()}")
+    return done
