@@ -1,0 +1,1 @@
+"""ipywidgets front-ends for the course: one module per widget. Importing builds nothing."""
