@@ -14,7 +14,12 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     eng = sub.add_parser("engine", help="the course's own Docker engine and registry")
     eng.add_argument("action", choices=["start", "stop", "status", "ensure"])
-    sub.add_parser("clean", help="remove every object of every run of the course on the daemon")
+    clean = sub.add_parser("clean", help="remove every object of every run of the course on the daemon")
+    clean.add_argument("--dead", action="store_true",
+                       help="only the objects of runs whose kernel died (live learners' runs stay)")
+    clean.add_argument("--older-than", type=float, metavar="HOURS", default=24.0,
+                       help="with --dead: also runs of other machines or unknown owners whose newest "
+                            "object is older than this (default 24; 0 never)")
     args = parser.parse_args(argv)
     try:
         if args.command == "engine" and args.action == "stop":
@@ -25,6 +30,11 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "engine":
             _, host = engine.ensure() if args.action == "ensure" else (engine.start(), f"unix://{engine.socket_path()}")
             print(host)
+        elif args.command == "clean" and args.dead:
+            from .connection import connect
+            from .reaper import reap
+            max_age = args.older_than * 3600 if args.older_than > 0 else None
+            print(reap(connect(), max_age=max_age).summary())
         else:
             from .connection import connect
             from .naming import cleanup_all

@@ -11,11 +11,9 @@ The label namespace ``org.dockercourse.`` is the course's own, as testcontainers
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
 import shutil
-import socket
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,13 +21,14 @@ from pathlib import Path
 import docker
 from docker.errors import APIError, NotFound as DockerNotFound
 
+from . import reaper
 from .errors import BadInput
 
 NAMESPACE = "org.dockercourse."
 MANAGED = NAMESPACE + "managed"
 RUN = NAMESPACE + "run"
 TOPIC = NAMESPACE + "topic"
-OWNER = NAMESPACE + "owner"  # host:pid of the kernel that made it (used by the reaper)
+OWNER = NAMESPACE + "owner"  # host:pid:starttime of the kernel that made it (helpers.reaper)
 
 PREFIX = "dc-"
 _WHAT = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
@@ -57,6 +56,9 @@ class Run:
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[0-9a-f]{6}", self.id):
             raise BadInput(f"A run id is 6 lowercase hex digits, not {self.id!r}: leave it out to get a fresh one.")
+        # the reaper: record who owns this run, then remove the objects of runs whose kernel died
+        reaper.write_owner(files_root() / self.prefix)
+        self.reaped = reaper.reap_quietly(self.client, keep=self.id)
 
     @property
     def prefix(self) -> str:
@@ -81,7 +83,7 @@ class Run:
             MANAGED: "true",
             RUN: self.id,
             TOPIC: self.topic,
-            OWNER: f"{socket.gethostname()}:{os.getpid()}",
+            OWNER: reaper.owner_of(),
         }
 
     @property
@@ -134,7 +136,7 @@ def remove_objects(client: docker.DockerClient, filters: dict[str, str], tag_pre
             if _gone_ok(lambda: client.images.remove(tag)):
                 removed["images"] += 1
     if files is not None and files.exists():
-        removed["files"] = sum(1 for p in files.rglob("*") if p.is_file())
+        removed["files"] = sum(1 for p in files.rglob("*") if p.is_file() and p.name != reaper.OWNER_FILE)
         shutil.rmtree(files, ignore_errors=True)
     return removed
 
