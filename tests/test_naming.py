@@ -1,0 +1,96 @@
+"""Names and clean-up against the real daemon: unique per run, and clean-up removes exactly the run's objects."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from helpers import BASE_IMAGE
+from helpers.errors import BadInput
+from helpers.naming import MANAGED, RUN, Run
+
+MAKE = textwrap.dedent("""
+    import json, sys
+    from helpers import BASE_IMAGE, Run, connect
+    client = connect()
+    client.images.pull("busybox", tag="1.35")
+    run = Run(client, "parallel")
+    c = client.containers.create(BASE_IMAGE, ["true"], name=run.name("box"), labels=run.labels)
+    n = client.networks.create(run.name("net"), labels=run.labels)
+    v = client.volumes.create(run.name("vol"), labels=run.labels)
+    client.images.get(BASE_IMAGE).tag(run.name("img"), "v1")
+    run.path("note.txt").write_text("hi")
+    print(json.dumps({"id": run.id, "names": [c.name, n.name, v.name]}), flush=True)
+    sys.stdin.readline()                      # wait until told to clean up
+    print(json.dumps(run.cleanup()), flush=True)
+""")
+
+
+def test_two_parallel_runs_never_collide_and_clean_only_their_own(client):
+    procs = [subprocess.Popen([sys.executable, "-c", MAKE], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True) for _ in range(2)]
+    try:
+        made = [json.loads(p.stdout.readline()) for p in procs]
+        a, b = made
+        assert a["id"] != b["id"] and not set(a["names"]) & set(b["names"])
+        procs[0].stdin.write("\n"); procs[0].stdin.flush()
+        removed = json.loads(procs[0].stdout.readline())
+        assert removed == {"containers": 1, "networks": 1, "volumes": 1, "images": 1, "files": 1}
+        assert not client.containers.list(all=True, filters={"label": f"{RUN}={a['id']}"})
+        assert client.containers.list(all=True, filters={"label": f"{RUN}={b['id']}"}), "run B lost its container"
+        assert client.networks.list(names=[b["names"][1]]) and client.volumes.get(b["names"][2])
+        procs[1].stdin.write("\n"); procs[1].stdin.flush()
+        assert json.loads(procs[1].stdout.readline())["containers"] == 1
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+
+
+def test_cleanup_removes_the_runs_objects_and_nothing_else(client, run):
+    client.images.pull("busybox", tag="1.35")
+    other = Run(client, "other")
+    stranger = client.containers.create(BASE_IMAGE, ["true"], name=run.name("stranger") + "x",
+                                        labels={"not": "ours"})  # a name like ours, but no course label
+    theirs = client.containers.create(BASE_IMAGE, ["true"], name=other.name("box"), labels=other.labels)
+    client.images.get(BASE_IMAGE).tag("dc-notarun-keep", "v1")
+    try:
+        mine = client.containers.create(BASE_IMAGE, ["true"], name=run.name("box"), labels=run.labels)
+        client.images.get(BASE_IMAGE).tag(*run.image("img").split(":"))
+        removed = run.cleanup()
+        assert removed["containers"] == 1 and removed["images"] == 1
+        names = {c.name for c in client.containers.list(all=True)}
+        assert mine.name not in names and {stranger.name, theirs.name} <= names
+        assert "dc-notarun-keep:v1" in client.images.get(BASE_IMAGE).tags
+        assert client.images.get(BASE_IMAGE)  # the base image itself stays
+    finally:
+        stranger.remove(force=True)
+        other.cleanup()
+        client.images.remove("dc-notarun-keep:v1")
+
+
+def test_cleanup_twice_is_harmless(run):
+    run.cleanup()
+    assert run.cleanup() == {"containers": 0, "networks": 0, "volumes": 0, "images": 0, "files": 0}
+
+
+def test_labels_and_names(run):
+    assert run.name("web") == f"dc-{run.id}-web"
+    assert run.image("web") == f"dc-{run.id}-web:v1"
+    assert run.labels[MANAGED] == "true" and run.labels[RUN] == run.id
+    assert run.path("x.tar").parent.name == f"dc-{run.id}"
+
+
+@pytest.mark.parametrize("bad", ["", "Web", "a b", "-x", "x/y", None, 3])
+def test_bad_names_get_one_sentence(run, bad):
+    with pytest.raises(BadInput, match="cannot be part of a Docker name"):
+        run.name(bad)
+
+
+def test_bad_run_id(client):
+    with pytest.raises(BadInput, match="6 lowercase hex"):
+        Run(client, "x", id="XYZ")
