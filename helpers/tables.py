@@ -15,14 +15,28 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
+import functools
+
 import pandas as pd
+
+from .errors import BadInput
 
 Doc = Mapping[str, Any]
 
 
 def attrs(obj: Any) -> Doc:
     """The raw API document of a docker-py model, or the dict itself."""
-    return obj.attrs if hasattr(obj, "attrs") else obj
+    if hasattr(obj, "attrs"):
+        return obj.attrs
+    if isinstance(obj, Mapping):
+        return obj
+    raise BadInput(f"Expected a docker-py object (an image, container or network) or its .attrs dict, "
+                   f"not {_describe(obj)}: pass what client.<kind>.get() or .list() returned.")
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 40 else text[:37] + '...'}"
 
 
 def short_id(value: str | None) -> str:
@@ -72,14 +86,20 @@ def _split_ref(ref: str) -> tuple[str, str]:
     return repo, tag
 
 
-def images_table(images: Iterable[Any]) -> pd.DataFrame:
-    """One row per name of each image, like ``docker images``; dangling images show <none>."""
+def images_table(images: Iterable[Any], repository: str | None = None) -> pd.DataFrame:
+    """One row per name of each image, like ``docker images``; dangling images show <none>.
+
+    ``repository`` keeps only the rows of that repository, as ``docker images REPOSITORY`` does
+    (``images.list(name=…)`` returns whole images, with every name they have).
+    """
     rows = []
     for image in images:
         doc = attrs(image)
         tags = doc.get("RepoTags") or ["<none>:<none>"]
         for ref in tags:
             repo, tag = _split_ref(ref)
+            if repository is not None and repo != repository:
+                continue
             rows.append({"REPOSITORY": repo, "TAG": tag, "IMAGE ID": short_id(doc.get("Id")),
                          "CREATED": timestamp(doc.get("Created")), "SIZE": human_size(doc.get("Size"))})
     rows.sort(key=lambda r: (r["REPOSITORY"], r["TAG"]))
@@ -211,3 +231,48 @@ def key_value_table(doc: Mapping[str, Any], keys: Sequence[str]) -> pd.DataFrame
     """Chosen (dotted) keys of a document, e.g. ``client.version()`` or ``client.info()``."""
     flat = flatten(doc)
     return pd.DataFrame({"field": list(keys), "value": [flat.get(k, doc.get(k)) for k in keys]})
+
+
+# --- bad input: one sentence saying what to pass, not an error from deep inside pandas -------------
+
+def _takes_a_list(fn, hint: str):
+    """Check that ``fn``'s first argument is a list of docker-py objects or dicts."""
+    @functools.wraps(fn)
+    def checked(items: Any, *args: Any, **kwargs: Any) -> pd.DataFrame:
+        if isinstance(items, (str, bytes, Mapping)) or hasattr(items, "attrs") or not isinstance(items, Iterable):
+            raise BadInput(f"{fn.__name__}() takes a list such as {hint}, not {_describe(items)}: "
+                           "pass the whole list (put a single object in [ ]).")
+        items = list(items)
+        for item in items:
+            attrs(item)
+        return fn(items, *args, **kwargs)
+    return checked
+
+
+def _names_list(value: Any, fn: str, what: str) -> None:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable) or \
+            not all(isinstance(v, str) for v in value):
+        raise BadInput(f"{fn}() takes {what} as a list of field names like [\"Id\", \"Config.Env\"], "
+                       f"not {_describe(value)}.")
+
+
+def _takes_a_document(fn, hint: str, names: str | None = None):
+    """Check that ``fn``'s first argument is one document (and ``names``, if any, a list of str)."""
+    @functools.wraps(fn)
+    def checked(doc: Any, *args: Any, **kwargs: Any) -> pd.DataFrame:
+        if not (hasattr(doc, "attrs") or isinstance(doc, Mapping)):
+            raise BadInput(f"{fn.__name__}() takes {hint}, not {_describe(doc)}.")
+        if names is not None:
+            value = args[0] if args else kwargs.get(names, ())
+            _names_list(value, fn.__name__, names)
+        return fn(doc, *args, **kwargs)
+    return checked
+
+
+images_table = _takes_a_list(images_table, "client.images.list()")
+history_table = _takes_a_list(history_table, "image.history()")
+containers_table = _takes_a_list(containers_table, "client.containers.list(all=True)")
+networks_table = _takes_a_list(networks_table, "client.networks.list()")
+top_table = _takes_a_document(top_table, "what container.top() returns (a dict with Titles and Processes)")
+inspect_table = _takes_a_document(inspect_table, "one image, container or network (or its .attrs dict)", "first")
+key_value_table = _takes_a_document(key_value_table, "a dict such as client.version() or client.info()", "keys")

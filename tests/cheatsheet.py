@@ -16,6 +16,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from helpers.connection import find_daemon
+
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
 
@@ -35,6 +37,17 @@ def docker_cli() -> str:
     return found
 
 
+def cli_env() -> dict[str, str]:
+    """The environment for the docker CLI: the same daemon the helpers found (DOCKER_HOST, the
+    current context, the default socket or the course's own engine)."""
+    env = os.environ.copy()
+    if "DOCKER_HOST" not in env:
+        found = find_daemon()
+        if found is not None and found[1].base_url:
+            env["DOCKER_HOST"] = found[1].base_url
+    return env
+
+
 def run_cli(command: str, substitutions: dict[str, str] | None = None, check: bool = True,
             stdin: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
     """Run one cheat-sheet command (``docker …``) with placeholders replaced (whole words only)."""
@@ -43,7 +56,7 @@ def run_cli(command: str, substitutions: dict[str, str] | None = None, check: bo
     argv = shlex.split(command)
     assert argv[0] == "docker", f"not a docker command: {command}"
     done = subprocess.run([docker_cli(), *argv[1:]], input=stdin, capture_output=True, text=True,
-                          timeout=timeout, env=os.environ.copy())
+                          timeout=timeout, env=cli_env())
     if check and done.returncode != 0:
         raise AssertionError(f"`{command}` failed ({done.returncode}): {done.stderr.strip()}")
     return done
