@@ -1,0 +1,59 @@
+"""The offline kit: a reproducible base image, a registry that serves pulls and search, and a
+daemon log that shows every pull served by the course's registry — never Docker Hub."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import urllib.request
+
+import pytest
+
+from helpers import connection, imagekit, registry
+
+
+def test_rootfs_tar_is_reproducible_and_complete():
+    a, b = imagekit.rootfs_tar(), imagekit.rootfs_tar()
+    assert hashlib.sha256(a).hexdigest() == hashlib.sha256(b).hexdigest()
+    import io
+    import tarfile
+    names = tarfile.open(fileobj=io.BytesIO(a)).getnames()
+    for needed in ("bin/busybox", "bin/sh", "bin/httpd", "bin/wget", "bin/nc", "bin/ip", "etc/passwd", "tmp"):
+        assert needed in names
+    assert 1_500_000 < len(a) < 3_000_000  # about 2 MB
+
+
+def test_search_results_filter_limit_and_shape():
+    repos = ["library/busybox", "course/busybox-httpd", "course/other"]
+    out = registry.search_results("busybox", 25, imagekit.CATALOGUE, repos)
+    assert [r["name"] for r in out["results"]] == ["busybox", "course/busybox-httpd"]  # by stars
+    assert out["results"][0]["is_official"] is True and out["results"][1]["is_automated"] is True
+    assert registry.search_results("busybox", 1, imagekit.CATALOGUE, repos)["num_results"] == 1
+    assert registry.search_results("nothing-like-this", 25, imagekit.CATALOGUE, repos)["results"] == []
+
+
+def course_engine_in_use(client) -> bool:
+    return client.info().get("RegistryConfig", {}).get("Mirrors") == [f"http://{registry.front_address()}/"]
+
+
+def test_registry_front_answers_search_and_serves_manifests(client):
+    if not course_engine_in_use(client):
+        pytest.skip("this daemon does not use the course registry on this machine as its mirror")
+    with urllib.request.urlopen(f"http://{registry.front_address()}/v1/search?q=busybox&n=25", timeout=5) as r:
+        names = [x["name"] for x in json.load(r)["results"]]
+    assert "busybox" in names
+    assert registry.has_tag("library/busybox", imagekit.BASE_TAG)
+    results = client.images.search(f"{registry.front_address()}/busybox")
+    assert {"busybox", "course/busybox-httpd"} <= {r["name"] for r in results}
+
+
+def test_daemon_log_shows_every_pull_served_by_the_course_registry(client):
+    if not course_engine_in_use(client):
+        pytest.skip("this daemon does not use the course registry on this machine as its mirror")
+    client.images.pull("busybox", tag=imagekit.BASE_TAG)  # at least one pull in the log
+    log = (connection.STATE_DIR / "dockerd.log").read_text(errors="replace")
+    tries = re.findall(r'msg="Trying to pull (\S+) from (\S+) (v\d)"', log)
+    assert tries, "the daemon log shows no pull"
+    assert {source for _, source, _ in tries} == {f"http://{registry.front_address()}/"}
+    assert "registry-1.docker.io" not in log and "index.docker.io" not in log
