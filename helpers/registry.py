@@ -24,11 +24,16 @@ from pathlib import Path
 from typing import Any
 
 from . import procs
+from .errors import EngineError
 
 FRONT_PORT = int(os.environ.get("COURSE_REGISTRY_PORT", "5765"))
 STORE_PORT = FRONT_PORT + 1
-#: Address the registry listens on; a Docker-in-Docker daemon needs one it can reach.
-LISTEN = os.environ.get("COURSE_REGISTRY_LISTEN", "127.0.0.1")
+#: The store and the front always listen on loopback. ``COURSE_REGISTRY_LISTEN`` adds addresses
+#: (comma-separated) where one more front listens, for daemons on other hosts: a class's dind
+#: services, a teacher's LAN address. Never 0.0.0.0: each address is one the teacher chose.
+LISTEN = "127.0.0.1"
+EXTRA_LISTEN = [a.strip() for a in os.environ.get("COURSE_REGISTRY_LISTEN", "").split(",")
+                if a.strip() and a.strip() not in ("127.0.0.1", "localhost")]
 
 
 def front_address(host: str = "127.0.0.1") -> str:
@@ -170,9 +175,34 @@ def ensure_running(state: Path, python: str) -> None:
                            folder / "front.log", folder / "front.pid")
         procs.wait_until(lambda: procs.http_ok(f"http://{front_address()}/_ping"),
                          "the course registry's front", folder / "front.log", proc=proc)
+    for host in EXTRA_LISTEN:
+        ensure_front(state, python, host)
+
+
+def ensure_front(state: Path, python: str, host: str) -> None:
+    """One more front, on ``host`` (an address of this machine other daemons reach), relaying to
+    the store on loopback. Its own pid file and log: ``front-HOST.pid``, ``front-HOST.log``."""
+    if host in ("0.0.0.0", "::", ""):
+        raise EngineError("The course registry never listens on every address: set "
+                          "COURSE_REGISTRY_LISTEN to the one address your class's daemons reach.")
+    folder = state / "registry"
+    if procs.http_ok(f"http://{front_address(host)}/_ping"):
+        return
+    log, pid = folder / f"front-{host}.log", folder / f"front-{host}.pid"
+    proc = procs.spawn([python, "-m", "helpers.registry", "--listen", front_address(host),
+                        "--store", store_address(), "--catalogue", str(folder / "catalogue.json")],
+                       log, pid)
+    procs.wait_until(lambda: procs.http_ok(f"http://{front_address(host)}/_ping"),
+                     f"the course registry's front on {host}", log, proc=proc)
+
+
+def stop_front(state: Path, host: str) -> None:
+    procs.stop(state / "registry" / f"front-{host}.pid")
 
 
 def stop(state: Path) -> None:
+    for pidfile in (state / "registry").glob("front-*.pid"):
+        procs.stop(pidfile)
     for name in ("front", "store"):
         procs.stop(state / "registry" / f"{name}.pid")
 
