@@ -32,6 +32,7 @@ OWNER = NAMESPACE + "owner"  # host:pid:starttime of the kernel that made it (he
 
 PREFIX = "dc-"
 _WHAT = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 RUN_TAG = re.compile(r"(^|/)" + PREFIX + r"[0-9a-f]{6}-")
 
 
@@ -54,7 +55,13 @@ class Run:
     id: str = field(default_factory=lambda: secrets.token_hex(3))
 
     def __post_init__(self) -> None:
-        if not re.fullmatch(r"[0-9a-f]{6}", self.id):
+        if not isinstance(self.client, docker.DockerClient):
+            raise BadInput(f"Run() takes the client from connect() first, not {type(self.client).__name__}: "
+                           "write run = Run(client, \"topic\").")
+        if not isinstance(self.topic, str) or not _WHAT.match(self.topic):
+            raise BadInput(f"A run's topic is a short lowercase word, not {self.topic!r}: write e.g. "
+                           "Run(client, \"images\").")
+        if not isinstance(self.id, str) or not re.fullmatch(r"[0-9a-f]{6}", self.id):
             raise BadInput(f"A run id is 6 lowercase hex digits, not {self.id!r}: leave it out to get a fresh one.")
         # the reaper: record who owns this run, then remove the objects of runs whose kernel died
         reaper.write_owner(files_root() / self.prefix)
@@ -74,6 +81,9 @@ class Run:
 
     def image(self, what: str, tag: str = "v1") -> str:
         """An image reference ``dc-<id>-<what>:<tag>`` owned by this run."""
+        if not isinstance(tag, str) or not _TAG.match(tag):
+            raise BadInput(f"{tag!r} is not a Docker tag: use up to 128 letters, digits, '_', '.' or '-', "
+                           "not starting with '.' or '-'.")
         return f"{self.name(what)}:{tag}"
 
     @property
@@ -100,6 +110,10 @@ class Run:
 
     def path(self, filename: str) -> Path:
         """A path for a file this run writes, e.g. ``run.path("busybox.tar")``."""
+        if not isinstance(filename, str) or not filename or filename in (".", "..") or "/" in filename \
+                or "\\" in filename or "\0" in filename:
+            raise BadInput(f"run.path() takes a file name like \"busybox.tar\", not {filename!r}: "
+                           "no folders, the run's own folder is chosen for you.")
         return self.files / filename
 
     def cleanup(self) -> dict[str, int]:
@@ -160,4 +174,7 @@ def _gone_ok(action) -> bool:
 
 def cleanup_all(client: docker.DockerClient) -> dict[str, int]:
     """Remove every object of every run of the course on this daemon (a teacher's reset)."""
+    if not isinstance(client, docker.DockerClient):
+        raise BadInput(f"cleanup_all() takes the client from connect(), not {type(client).__name__}: "
+                       "write cleanup_all(client).")
     return remove_objects(client, {"label": MANAGED + "=true"}, tag_prefix=PREFIX, files=files_root())

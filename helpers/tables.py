@@ -252,7 +252,7 @@ def _takes_a_list(fn, hint: str):
 def _names_list(value: Any, fn: str, what: str) -> None:
     if isinstance(value, (str, bytes)) or not isinstance(value, Iterable) or \
             not all(isinstance(v, str) for v in value):
-        raise BadInput(f"{fn}() takes {what} as a list of field names like [\"Id\", \"Config.Env\"], "
+        raise BadInput(f"{fn}() takes {what} as a list of field names: pass e.g. [\"Id\", \"Config.Env\"], "
                        f"not {_describe(value)}.")
 
 
@@ -261,7 +261,7 @@ def _takes_a_document(fn, hint: str, names: str | None = None):
     @functools.wraps(fn)
     def checked(doc: Any, *args: Any, **kwargs: Any) -> pd.DataFrame:
         if not (hasattr(doc, "attrs") or isinstance(doc, Mapping)):
-            raise BadInput(f"{fn.__name__}() takes {hint}, not {_describe(doc)}.")
+            raise BadInput(f"{fn.__name__}() takes {hint}: pass that, not {_describe(doc)}.")
         if names is not None:
             value = args[0] if args else kwargs.get(names, ())
             _names_list(value, fn.__name__, names)
