@@ -313,7 +313,7 @@ def check_images(client: docker.DockerClient, image: str = BASE_IMAGE) -> None:
     try:
         client.images.pull(repo, tag=tag or "latest")
     except (APIError, DockerException):
-        host = os.environ.get("DOCKER_HOST") or connection.describe(client)
+        host = connection.describe(client).replace("http+docker://localhost", "the local socket")
         raise ImageNotAvailable(
             f"The Docker daemon at {host} can reach neither Docker Hub nor the course registry, so "
             f"{image} cannot be pulled: start that daemon with --registry-mirror=http://REGISTRY:"
