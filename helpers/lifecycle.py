@@ -1,0 +1,149 @@
+"""A container's lifecycle, from the daemon's own data: its state after each step, its events, its logs.
+
+:class:`StateLog` is the table that grows through notebook 02: after every command, ``record``
+asks the daemon for the container's state (created → running → paused → … → removed) and adds a
+row. :func:`container_events` reads what the daemon itself logged about one container
+(``docker events``), and :func:`state_walk` replays those events through the state machine, so the
+lifecycle picture shows what really happened, not what we meant to do.
+
+Times are taken from the daemon's clock (``client.info()["SystemTime"]``), never the notebook's,
+so a remote daemon with another clock still gives the right window of events.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import docker
+import pandas as pd
+from docker.errors import NotFound as DockerNotFound
+
+from .errors import BadInput
+
+#: A main process that handles SIGTERM: prints a line and exits 0 at once (``sleep & wait`` lets the
+#: trap run as soon as the signal arrives, instead of after ``sleep`` ends).
+POLITE_COMMAND = ["sh", "-c", 'trap "echo got SIGTERM, bye; exit 0" TERM; echo started; sleep 600 & wait']
+
+#: A main process with no SIGTERM handler. As PID 1 of its container the kernel does not apply the
+#: default action (terminate) to it, so it ignores ``docker stop``'s SIGTERM and must be killed.
+STUBBORN_COMMAND = ["sleep", "600"]
+
+#: The state a container is in right after each lifecycle event; other events leave it unchanged.
+STATE_AFTER = {"create": "created", "start": "running", "pause": "paused", "unpause": "running",
+               "die": "exited", "destroy": "removed"}
+
+#: Events that belong to the lifecycle (the rest — exec_*, attach, resize, top… — are left out).
+LIFECYCLE_ACTIONS = ("create", "start", "pause", "unpause", "kill", "die", "stop", "restart",
+                     "rename", "destroy")
+
+
+def parse_time(value: str) -> float:
+    """Docker's ISO time with nanoseconds (``2026-01-02T03:04:05.123456789Z``) → epoch seconds."""
+    if not isinstance(value, str) or "T" not in value:
+        raise BadInput(f"{value!r} is not a Docker timestamp: pass a string like '2026-01-02T03:04:05.123Z'.")
+    head, _, frac = value.rstrip("Z").partition(".")
+    moment = datetime.fromisoformat(head).replace(tzinfo=timezone.utc)
+    return moment.timestamp() + float("0." + (frac or "0"))
+
+
+def daemon_time(client: docker.DockerClient) -> float:
+    """The daemon's clock now, as epoch seconds (for ``events(since=…, until=…)`` and ``logs(since=…)``)."""
+    return parse_time(client.info()["SystemTime"])
+
+
+def _state(client: docker.DockerClient, ref: Any) -> tuple[str, str, str, int | None]:
+    """(name, state, exit code, pid) of a container, or ``removed`` when it no longer exists."""
+    key = getattr(ref, "id", ref)
+    try:
+        doc = client.api.inspect_container(key)
+    except DockerNotFound:
+        return getattr(ref, "name", str(key)), "removed", "", None
+    st = doc["State"]
+    code = str(st["ExitCode"]) if st["Status"] == "exited" else ""
+    return doc["Name"].lstrip("/"), st["Status"], code, st.get("Pid") or None
+
+
+@dataclass
+class StateLog:
+    """A table that grows by one row per lifecycle step: step | CLI | name | state | exit code.
+
+    >>> log = StateLog(client)                                   # doctest: +SKIP
+    >>> c = client.containers.create(BASE_IMAGE, ["sleep", "60"]) # doctest: +SKIP
+    >>> log.record(c, "create", "docker create busybox:1.35 sleep 60")  # doctest: +SKIP
+    """
+
+    client: docker.DockerClient
+    rows: list[dict[str, str]] = field(default_factory=list)
+
+    COLUMNS = ("step", "CLI", "name", "state", "exit code")
+
+    def record(self, container: Any, step: str, cli: str = "") -> pd.DataFrame:
+        """Ask the daemon for ``container``'s state now (a model, id or name) and add a row.
+
+        Returns the whole table so far, so a notebook cell shows it growing.
+        """
+        if not isinstance(step, str) or not step.strip():
+            raise BadInput("step should be a short non-empty text saying what was just done, e.g. 'pause'.")
+        if isinstance(container, str) and not container:
+            raise BadInput("container should be a container, its id or its name, not an empty string.")
+        name, state, code, _ = _state(self.client, container)
+        self.rows.append({"step": step, "CLI": cli, "name": name, "state": state, "exit code": code})
+        return self.table
+
+    @property
+    def table(self) -> pd.DataFrame:
+        return pd.DataFrame(self.rows, columns=list(self.COLUMNS))
+
+    @property
+    def states(self) -> list[str]:
+        """The states recorded so far, in order."""
+        return [r["state"] for r in self.rows]
+
+
+def container_events(client: docker.DockerClient, container_id: str, since: float,
+                     until: float | None = None) -> list[dict[str, Any]]:
+    """The daemon's lifecycle events for one container between ``since`` and ``until`` (epoch
+    seconds on the daemon's clock; ``until`` defaults to now), oldest first."""
+    if not isinstance(container_id, str) or not re.fullmatch(r"[0-9a-f]{12,64}", container_id):
+        raise BadInput("container_id should be a container's full id (container.id), not a name.")
+    if until is None:
+        until = daemon_time(client)
+    events = client.events(since=since, until=until, filters={"container": container_id, "type": "container"},
+                           decode=True)
+    return [e for e in events if e.get("Action") in LIFECYCLE_ACTIONS]
+
+
+def state_walk(events: list[dict[str, Any]]) -> pd.DataFrame:
+    """Replay events through the state machine: action | name | detail | from | to.
+
+    ``detail`` is the signal of a ``kill``, the exit code of a ``die`` or the old name of a
+    ``rename``; times are left out (they differ on every run; the order is what matters).
+    """
+    rows, state = [], "(none)"
+    for e in events:
+        action = e["Action"]
+        attrs = (e.get("Actor") or {}).get("Attributes") or {}
+        detail = {"kill": f"signal {attrs.get('signal', '')}", "die": f"exit code {attrs.get('exitCode', '')}",
+                  "rename": f"was {attrs.get('oldName', '').lstrip('/')}"}.get(action, "")
+        after = STATE_AFTER.get(action, state)
+        rows.append({"action": action, "name": attrs.get("name", ""), "detail": detail,
+                     "from": state, "to": after})
+        state = after
+    return pd.DataFrame(rows, columns=["action", "name", "detail", "from", "to"])
+
+
+def split_timestamps(logs: bytes | str) -> list[tuple[float, str]]:
+    """``container.logs(timestamps=True)`` → ``[(epoch seconds, line), …]``."""
+    text = logs.decode() if isinstance(logs, bytes) else logs
+    if not isinstance(text, str):
+        raise BadInput("logs should be what container.logs(timestamps=True) returns (bytes or str).")
+    out = []
+    for line in text.splitlines():
+        stamp, sep, rest = line.partition(" ")
+        if not sep:
+            raise BadInput(f"{line!r} has no timestamp: read the logs with timestamps=True.")
+        out.append((parse_time(stamp), rest))
+    return out

@@ -1,0 +1,152 @@
+"""A control panel for one container's lifecycle: a button per command, the live state, the last logs.
+
+Every button calls docker-py and then asks the daemon for the container's state again, so what
+the panel shows is the daemon's answer, never a guess. A command that is not allowed in the
+current state (pause a stopped container, start a running one) shows one sentence in the panel —
+what went wrong and what to press instead — not a traceback.
+
+>>> panel = LifecyclePanel(client, run)     # doctest: +SKIP
+>>> panel.widget                            # doctest: +SKIP
+>>> panel.buttons["create"].click()         # what a test does instead of a learner
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+
+import docker
+import ipywidgets as W
+from docker.errors import APIError, NotFound as DockerNotFound
+
+from ..errors import BadInput, CourseError
+from ..imagekit import BASE_IMAGE
+from ..lifecycle import POLITE_COMMAND
+from ..naming import Run
+
+ACTIONS = ("create", "start", "pause", "unpause", "stop", "restart", "rename", "remove")
+
+#: In which states each command makes sense, and what to do otherwise.
+NEEDS = {
+    "start": ({"created", "exited"}, "press stop first, or restart"),
+    "pause": ({"running"}, "start it first"),
+    "unpause": ({"paused"}, "pause it first"),
+    "stop": ({"running", "paused", "restarting"}, "it is not running, so there is nothing to stop"),
+    "restart": ({"created", "running", "exited", "paused"}, "create it first"),
+    "remove": ({"created", "exited"}, "stop it first (docker rm refuses a running container without -f)"),
+}
+
+
+class LifecyclePanel:
+    """Buttons for create / start / pause / unpause / stop / restart / rename / remove of one
+    container of ``run``, its state as the daemon reports it, and its last log lines."""
+
+    def __init__(self, client: docker.DockerClient, run: Run, what: str = "panel",
+                 command: list[str] | None = None, stop_timeout: int = 1, log_lines: int = 5) -> None:
+        if not isinstance(run, Run):
+            raise BadInput("run should be the notebook's Run (run = Run(client, 'topic')), so the panel's "
+                           "container gets the run's name and labels.")
+        if not isinstance(stop_timeout, int) or stop_timeout < 0:
+            raise BadInput(f"stop_timeout should be a whole number of seconds >= 0, not {stop_timeout!r}.")
+        self.client, self.run = client, run
+        self.name = self.first_name = run.name(what)  # raises BadInput for a bad 'what'
+        self.command = list(command or POLITE_COMMAND)
+        self.stop_timeout, self.log_lines = stop_timeout, log_lines
+        self.container_id: str | None = None
+
+        self.buttons = {a: W.Button(description=a, layout=W.Layout(width="82px")) for a in ACTIONS}
+        for action, button in self.buttons.items():
+            button.on_click(self._handler(action))
+        self.new_name = W.Text(value="renamed", description="new name:", layout=W.Layout(width="240px"))
+        self.state = W.HTML()
+        self.message = W.HTML()
+        self.logs = W.HTML()
+        self.widget = W.VBox([W.HBox(list(self.buttons.values())), self.new_name, self.state,
+                              self.message, self.logs])
+        self.refresh()
+
+    # --- what the panel shows -------------------------------------------------------------------
+
+    def current_state(self) -> str:
+        """The container's state as the daemon reports it now (``none`` before create / after remove)."""
+        if self.container_id is None:
+            return "none"
+        try:
+            return self.client.api.inspect_container(self.container_id)["State"]["Status"]
+        except DockerNotFound:
+            return "none"
+
+    def refresh(self) -> None:
+        state = self.current_state()
+        self.state.value = f"<b>{html.escape(self.name)}</b> is <b>{state}</b>"
+        lines = ""
+        if state != "none":
+            lines = self.client.api.logs(self.container_id, tail=self.log_lines).decode(errors="replace")
+        self.logs.value = f"<pre>{html.escape(lines) or '(no log lines)'}</pre>"
+
+    # --- the buttons ------------------------------------------------------------------------------
+
+    def _handler(self, action: str) -> Callable[[W.Button], None]:
+        def on_click(_button: W.Button) -> None:
+            self.press(action)
+        return on_click
+
+    def press(self, action: str) -> str:
+        """Do ``action`` as its button does; returns the sentence shown under the buttons."""
+        if action not in ACTIONS:
+            raise BadInput(f"{action!r} is not a button of the panel: use one of {', '.join(ACTIONS)}.")
+        try:
+            text = self._do(action)
+        except (APIError, CourseError) as err:
+            text = self._explain(action, err)
+            self.message.value = f"<span style='color:#b00'>{html.escape(text)}</span>"
+        else:
+            self.message.value = html.escape(text)
+        self.refresh()
+        return text
+
+    def _do(self, action: str) -> str:
+        api = self.client.api
+        if action == "create":
+            if self.current_state() != "none":
+                raise BadInput(f"{self.name} already exists: remove it first to create a new one.")
+            created = api.create_container(BASE_IMAGE, self.command, name=self.name, labels=self.run.labels)
+            self.container_id = created["Id"]
+            return f"created {self.name}"
+        if self.current_state() == "none":
+            raise BadInput(f"There is no container {self.name} yet: press create first.")
+        if action == "start":
+            api.start(self.container_id)
+        elif action == "pause":
+            api.pause(self.container_id)
+        elif action == "unpause":
+            api.unpause(self.container_id)
+        elif action == "stop":
+            api.stop(self.container_id, timeout=self.stop_timeout)
+        elif action == "restart":
+            api.restart(self.container_id, timeout=self.stop_timeout)
+        elif action == "rename":
+            new = self.run.name(self.new_name.value.strip())  # keeps the run's prefix: clean-up finds it
+            api.rename(self.container_id, new)
+            old, self.name = self.name, new
+            return f"renamed {old} to {new}"
+        elif action == "remove":
+            api.remove_container(self.container_id)
+            self.container_id, removed, self.name = None, self.name, self.first_name
+            return f"removed {removed}"
+        return f"{action}: done"
+
+    def _explain(self, action: str, err: Exception) -> str:
+        """One sentence for a refused command: what state the container is in, and what to do."""
+        if isinstance(err, CourseError):
+            return str(err)
+        state = self.current_state()
+        allowed, hint = NEEDS.get(action, (set(), ""))
+        if allowed and state not in allowed:
+            return f"Cannot {action} {self.name}: it is {state}, and {action} needs it " \
+                   f"{' or '.join(sorted(allowed))} — {hint}."
+        if action == "rename":
+            return f"Cannot rename {self.name} to {self.run.name(self.new_name.value.strip())}: " \
+                   "that name is taken — choose another."
+        reason = getattr(err, "explanation", None) or str(err)
+        return f"Cannot {action} {self.name}: the daemon says {str(reason).strip().rstrip('.')}."

@@ -1,0 +1,234 @@
+"""Notebook 02 · Container lifecycle: its helpers, picture, control panel and exercise checks work
+against the real daemon; the checks fail on wrong answers and pass on the solutions; every CLI form
+of its cheat sheet runs."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from helpers import BASE_IMAGE  # noqa: E402
+from helpers.checks import nb02  # noqa: E402
+from helpers.errors import BadInput  # noqa: E402
+from helpers.lifecycle import (POLITE_COMMAND, StateLog, container_events, daemon_time, parse_time,  # noqa: E402
+                               split_timestamps, state_walk)
+from helpers.pictures.lifecycle import draw_lifecycle  # noqa: E402
+from helpers.widgets.lifecycle_panel import LifecyclePanel  # noqa: E402
+from tests.cheatsheet import run_cli, sheet_commands  # noqa: E402
+
+
+@pytest.fixture
+def pulled(client):
+    client.images.pull("busybox", tag="1.35")
+
+
+def _status(client, name: str) -> str:
+    try:
+        return client.api.inspect_container(name)["State"]["Status"]
+    except Exception:  # noqa: BLE001 (docker's NotFound: the container is gone)
+        return "gone"
+
+
+# --- helpers.lifecycle ------------------------------------------------------------------------
+
+def test_state_log_follows_the_daemon(client, run, pulled):
+    log = StateLog(client)
+    c = client.containers.create(BASE_IMAGE, POLITE_COMMAND, name=run.name("life"), labels=run.labels)
+    log.record(c, "create", "docker create …")
+    c.start()
+    log.record(c.id, "start")
+    c.pause()
+    log.record(run.name("life"), "pause")
+    c.unpause()
+    c.stop(timeout=1)
+    table = log.record(c, "stop")
+    c.remove()
+    table = log.record(c, "rm")
+    assert list(table.columns) == ["step", "CLI", "name", "state", "exit code"]
+    assert log.states == ["created", "running", "paused", "exited", "removed"]
+    assert table["exit code"].tolist() == ["", "", "", "0", ""]
+    with pytest.raises(BadInput):
+        log.record(c, "")
+    with pytest.raises(BadInput):
+        log.record("", "start")
+
+
+def test_events_replayed_through_the_state_machine(client, run, pulled):
+    since = daemon_time(client)
+    c = client.containers.run(BASE_IMAGE, POLITE_COMMAND, detach=True, name=run.name("walk"), labels=run.labels)
+    c.pause()
+    c.unpause()
+    c.restart(timeout=1)
+    c.rename(run.name("walked"))
+    c.stop(timeout=1)
+    c.remove()
+    walk = state_walk(container_events(client, c.id, since))
+    assert walk["action"].tolist() == ["create", "start", "pause", "unpause", "kill", "die", "stop", "start",
+                                       "restart", "rename", "kill", "die", "stop", "destroy"]
+    assert walk["to"].tolist()[-1] == "removed"
+    assert walk.loc[walk["action"] == "kill", "detail"].tolist() == ["signal 15", "signal 15"]
+    assert walk.loc[walk["action"] == "rename", "detail"].tolist() == [f"was {run.name('walk')}"]
+    fig = draw_lifecycle(walk)
+    assert isinstance(fig, Figure)
+    with pytest.raises(BadInput):
+        container_events(client, run.name("walk"), since)        # a name, not an id
+    with pytest.raises(BadInput):
+        draw_lifecycle(pd.DataFrame({"x": [1]}))
+    with pytest.raises(BadInput):
+        draw_lifecycle(pd.DataFrame({"action": ["fly"], "from": ["running"], "to": ["flying"]}))
+
+
+def test_timestamps(client, run, pulled):
+    assert parse_time("1970-01-01T00:00:01.5Z") == 1.5
+    c = client.containers.run(BASE_IMAGE, ["sh", "-c", "echo a; echo b"], detach=True, name=run.name("logs"),
+                              labels=run.labels)
+    c.wait()
+    lines = split_timestamps(c.logs(timestamps=True))
+    assert [text for _, text in lines] == ["a", "b"]
+    assert lines[0][0] <= lines[1][0]
+    with pytest.raises(BadInput):
+        split_timestamps(c.logs())                                   # no timestamps
+    with pytest.raises(BadInput):
+        parse_time("yesterday")
+    with pytest.raises(BadInput):
+        split_timestamps(None)
+
+
+# --- the control panel ------------------------------------------------------------------------
+
+def test_panel_buttons_drive_the_daemon(client, run, pulled):
+    panel = LifecyclePanel(client, run)
+    name = run.name("panel")
+    panel.buttons["pause"].click()
+    assert "press create first" in panel.message.value
+    assert _status(client, name) == "gone"
+
+    for action, expected in [("create", "created"), ("start", "running"), ("pause", "paused")]:
+        panel.buttons[action].click()
+        assert _status(client, name) == expected, action
+        assert expected in panel.state.value
+    panel.buttons["pause"].click()                                   # already paused
+    assert panel.message.value.count(".") == 1 and "Cannot pause" in panel.message.value
+    assert "Traceback" not in panel.message.value
+    panel.buttons["unpause"].click()
+    assert _status(client, name) == "running"
+    panel.buttons["remove"].click()                                  # running: refused
+    assert "stop it first" in panel.message.value and _status(client, name) == "running"
+    panel.buttons["stop"].click()
+    assert _status(client, name) == "exited"
+    assert "got SIGTERM, bye" in panel.logs.value
+    panel.buttons["pause"].click()
+    assert "it is exited" in panel.message.value and _status(client, name) == "exited"
+    panel.buttons["restart"].click()
+    assert _status(client, name) == "running"
+    panel.buttons["create"].click()
+    assert "already exists" in panel.message.value
+
+    panel.new_name.value = "Bad Name!"
+    panel.buttons["rename"].click()
+    assert "cannot be part of a Docker name" in panel.message.value and _status(client, name) == "running"
+    panel.new_name.value = "renamed"
+    panel.buttons["rename"].click()
+    assert _status(client, run.name("renamed")) == "running" and _status(client, name) == "gone"
+    panel.buttons["stop"].click()
+    panel.buttons["remove"].click()
+    assert _status(client, run.name("renamed")) == "gone"
+    assert "none" in panel.state.value
+    with pytest.raises(BadInput):
+        panel.press("explode")
+
+
+def test_panel_bad_input(client, run):
+    with pytest.raises(BadInput):
+        LifecyclePanel(client, "not a run")
+    with pytest.raises(BadInput):
+        LifecyclePanel(client, run, stop_timeout=-1)
+    with pytest.raises(BadInput):
+        LifecyclePanel(client, run, what="Bad Name")
+
+
+# --- exercise checks --------------------------------------------------------------------------
+
+def test_check_paused(client, run, pulled):
+    assert "no container" in nb02.check_paused(client, run).message
+    c = client.containers.run(BASE_IMAGE, ["sleep", "60"], detach=True, name=run.name("frozen"))
+    assert "labels" in nb02.check_paused(client, run).message               # unlabelled
+    c.remove(force=True)
+    c = client.containers.run(BASE_IMAGE, ["true"], detach=True, name=run.name("frozen"), labels=run.labels)
+    c.wait()
+    assert "exited" in nb02.check_paused(client, run).message               # nothing to pause
+    c.remove()
+    c = client.containers.run(BASE_IMAGE, ["sleep", "60"], detach=True, name=run.name("frozen"), labels=run.labels)
+    assert "now pause it" in nb02.check_paused(client, run).message          # running
+    c.pause()
+    assert nb02.check_paused(client, run)                                    # the solution
+
+
+def test_check_renamed(client, run, pulled):
+    assert not nb02.check_renamed(client, run)
+    made = client.containers.run(BASE_IMAGE, ["sleep", "60"], detach=True, name=run.name("final"), labels=run.labels)
+    assert "never called" in nb02.check_renamed(client, run).message        # created, not renamed
+    made.remove(force=True)
+    other = client.containers.run(BASE_IMAGE, ["sleep", "60"], detach=True, name=run.name("other"), labels=run.labels)
+    other.rename(run.name("final"))
+    assert not nb02.check_renamed(client, run)                               # renamed from the wrong one
+    other.remove(force=True)
+    draft = client.containers.run(BASE_IMAGE, ["sleep", "60"], detach=True, name=run.name("draft"), labels=run.labels)
+    draft.rename(run.name("final"))
+    assert nb02.check_renamed(client, run)                                   # the solution
+
+
+def test_check_polite_stop(client, run, pulled):
+    assert not nb02.check_polite_stop(client, run)
+    c = client.containers.create(BASE_IMAGE, POLITE_COMMAND, name=run.name("polite"), labels=run.labels)
+    assert "never started" in nb02.check_polite_stop(client, run).message
+    c.start()
+    assert "stop it" in nb02.check_polite_stop(client, run).message
+    c.remove(force=True)
+    c = client.containers.run(BASE_IMAGE, ["sleep", "60"], detach=True, name=run.name("polite"), labels=run.labels)
+    c.stop(timeout=1)
+    assert "killed after the timeout" in nb02.check_polite_stop(client, run).message   # ignored TERM: 137
+    c.remove()
+    c = client.containers.run(BASE_IMAGE, ["true"], detach=True, name=run.name("polite"), labels=run.labels)
+    c.wait()
+    assert "never stopped" in nb02.check_polite_stop(client, run).message   # ended by itself
+    c.remove()
+    c = client.containers.run(BASE_IMAGE, ["sh", "-c", 'trap "exit 5" TERM; sleep 60 & wait'], detach=True,
+                              name=run.name("polite"), labels=run.labels)
+    c.stop(timeout=1)
+    assert "exited 5" in nb02.check_polite_stop(client, run).message
+    c.remove()
+    c = client.containers.run(BASE_IMAGE, ["sh", "-c", 'trap "exit 0" TERM; sleep 60 & wait'], detach=True,
+                              name=run.name("polite"), labels=run.labels)
+    c.stop(timeout=1)
+    assert nb02.check_polite_stop(client, run)                               # the solution
+
+
+# --- the cheat sheet --------------------------------------------------------------------------
+
+def test_cheat_sheet_runs(client, run, pulled):
+    subs = {"NAME": run.name("sheet"), "ONCE": run.name("once"), "NEW": run.name("sheet-new")}
+    commands = sheet_commands("02_lifecycle.ipynb")
+    assert len(commands) >= 14
+    label = f"--label org.dockercourse.run={run.id}"
+    outputs = {}
+    for command in commands:
+        for verb in ("docker run", "docker create"):  # our objects carry the run's label for clean-up
+            if command.startswith(verb + " "):
+                command = command.replace(verb, f"{verb} {label}", 1)
+        outputs[command.replace(label + " ", "")] = out = run_cli(command, subs)
+        if command.startswith("docker inspect"):
+            assert out.stdout.split() == ["exited", "137"]                 # sh as PID 1 ignores TERM
+    said = {command: out.stdout for command, out in outputs.items()}
+    assert said["docker run busybox:1.35 echo hello"] == "hello\n"
+    assert said["docker start -a ONCE"] == "hello\n"
+    assert said["docker logs NAME"].splitlines() == ["started", "started"]  # started twice (restart)
+    stamped = said["docker logs -t --tail 2 NAME"]
+    assert [text for _, text in split_timestamps(stamped)] == ["started", "started"]
+    assert "destroy" not in said["docker events --since 10m --until 0s --filter container=NEW"]
+    assert _status(client, subs["NEW"]) == "gone"
