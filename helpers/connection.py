@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import platform
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,7 +112,36 @@ def connect() -> docker.DockerClient:
     found = find_daemon()
     if found is None:
         raise DaemonNotFound(no_daemon_advice())
+    explain_faults_in_ipython()
     return found[0]
+
+
+def explain_faults_in_ipython() -> None:
+    """In a notebook, show the course's one sentence (:func:`helpers.errors.explain`) instead of
+    docker-py's traceback when the daemon stops, an object vanishes or no registry answers.
+
+    Other errors show as usual. Outside IPython this does nothing.
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None or getattr(shell, "_course_explains", False):
+        return
+    import requests.exceptions
+
+    from .errors import explain
+
+    def handler(shell, etype, value, tb, tb_offset=None):  # noqa: ANN001 (IPython's signature)
+        course = explain(value)
+        if course is None:  # IPython ignores a returned traceback here: show it as usual
+            shell.showtraceback((etype, value, tb), tb_offset=tb_offset, running_compiled_code=True)
+        else:
+            shell.showtraceback((type(course), course, None))
+
+    shell.set_custom_exc((DockerException, requests.exceptions.ConnectionError), handler)
+    shell._course_explains = True
 
 
 def describe(client: docker.DockerClient) -> str:
@@ -124,6 +154,9 @@ def daemon_host(client: docker.DockerClient) -> str:
     the service's host for a TCP daemon (a dind service lives on another host)."""
     url = client.api.base_url
     if url.startswith(("http://", "https://")):
-        host = url.split("://", 1)[1].rsplit(":", 1)[0]
-        return host.strip("[]") or "127.0.0.1"
+        host = url.split("://", 1)[1].rsplit(":", 1)[0].strip("[]") or "127.0.0.1"
+        try:  # a service name (GitLab's `docker`): ports are published on an IP, so resolve it
+            return socket.gethostbyname(host)
+        except OSError:
+            return host
     return "127.0.0.1"

@@ -79,15 +79,15 @@ def test_tls_variables_reach_docker_py(nowhere, monkeypatch):
     certs.mkdir()
     for name in ("ca.pem", "cert.pem", "key.pem"):
         (certs / name).write_text("not read until a connection is made\n")
-    monkeypatch.setenv("DOCKER_HOST", "tcp://docker:2376")
+    monkeypatch.setenv("DOCKER_HOST", "tcp://localhost:2376")
     monkeypatch.setenv("DOCKER_TLS_VERIFY", "1")
     monkeypatch.setenv("DOCKER_CERT_PATH", str(certs))
     assert connection.candidate_endpoints() == [connection.Endpoint("DOCKER_HOST", None)]
     client = docker.from_env(version="1.41")     # what _client() calls, without asking the server
-    assert client.api.base_url == "https://docker:2376"
+    assert client.api.base_url == "https://localhost:2376"
     assert client.api.cert == (str(certs / "cert.pem"), str(certs / "key.pem"))
     assert client.api.verify == str(certs / "ca.pem")
-    assert daemon_host(client) == "docker"            # published ports live on the service's host
+    assert daemon_host(client) == "127.0.0.1"  # the service's host, as an IP ports can be published on
 
 
 def test_docker_context_is_used(nowhere, client):
