@@ -1,0 +1,483 @@
+"""Looking at container networking on the live system (notebook 05).
+
+Everything here asks the daemon, never the notebook machine: a container's own interfaces come
+from ``ip`` run inside it (``exec``), the host side (bridges, veth ends) from a short-lived helper
+container in the host's network namespace (``network_mode="host"``). So the same cells work when
+the daemon is remote (a Docker-in-Docker service reached over TCP), where "the host" is the
+daemon's machine, not the notebook's.
+
+Also here: a subnet of the run's own (never one two parallel runs would both claim), publishing a
+port on the daemon host's loopback only, and sharing a single-node swarm between runs so that
+the last one out leaves it as it was found.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import socket
+import time
+import urllib.request
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import docker
+from docker.errors import APIError, NotFound as DockerNotFound
+from docker.models.containers import Container
+from docker.models.networks import Network
+
+from .connection import daemon_host
+from .errors import BadInput, CourseError, NotFound
+from .imagekit import BASE_IMAGE
+from .naming import MANAGED, NAMESPACE, OWNER, RUN, Run
+
+
+class SubnetTaken(CourseError):
+    """A subnet overlaps a network or route the daemon already has."""
+
+
+# --- interfaces -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Link:
+    """One line of ``ip -o link``: ``211: eth0@if212: <…> … master docker0 … link/ether 02:42:…``."""
+
+    index: int
+    name: str
+    peer: int | None  # the N of "@ifN": the other end of a veth pair (or a macvlan's parent)
+    master: str | None  # the bridge this interface is plugged into
+    mac: str
+    up: bool
+
+    @property
+    def label(self) -> str:
+        """The name as ``ip link`` prints it: ``eth0@if212``."""
+        return f"{self.name}@if{self.peer}" if self.peer is not None else self.name
+
+
+_LINK = re.compile(r"^(?P<index>\d+):\s+(?P<name>[^:@\s]+)(?:@(?:if(?P<peer>\d+)|[^:\s]+))?:\s+<(?P<flags>[^>]*)>(?P<rest>.*)$")
+
+
+def parse_links(text: str) -> list[Link]:
+    """Parse the output of ``ip -o link`` (busybox or iproute2)."""
+    found = []
+    for line in text.splitlines():
+        m = _LINK.match(line.strip())
+        if not m:
+            continue
+        rest = m["rest"]
+        master = re.search(r"\bmaster (\S+)", rest)
+        mac = re.search(r"link/\S+ ([0-9a-f:]{17})", rest)
+        found.append(Link(int(m["index"]), m["name"], int(m["peer"]) if m["peer"] else None,
+                          master[1] if master else None, mac[1] if mac else "",
+                          "UP" in m["flags"].split(",")))
+    return found
+
+
+def _exec(container: Container, command: list[str]) -> tuple[int, str]:
+    if not isinstance(container, Container):
+        raise BadInput(f"expected a docker-py Container, not {type(container).__name__}: "
+                       "pass client.containers.get(name).")
+    container.reload()
+    if container.status != "running":
+        raise BadInput(f"{container.name} is {container.status}: start it before looking inside it.")
+    code, out = container.exec_run(command)
+    return code, out.decode(errors="replace")
+
+
+def links(container: Container) -> list[Link]:
+    """The network interfaces a container sees (``docker exec C ip -o link``)."""
+    return parse_links(_exec(container, ["ip", "-o", "link"])[1])
+
+
+def addresses(container: Container) -> dict[str, list[str]]:
+    """``{"eth0": ["172.17.0.2/16"], "lo": ["127.0.0.1/8"]}`` from ``ip -o -4 addr`` inside."""
+    found: dict[str, list[str]] = {}
+    for line in _exec(container, ["ip", "-o", "-4", "addr"])[1].splitlines():
+        parts = line.split()
+        if len(parts) >= 4 and parts[2] == "inet":
+            found.setdefault(parts[1], []).append(parts[3])
+    return found
+
+
+def routes(container: Container) -> list[str]:
+    """The container's routing table (``ip route``), one route a line."""
+    return [r.strip() for r in _exec(container, ["ip", "route"])[1].splitlines() if r.strip()]
+
+
+def default_gateway(container: Container) -> str | None:
+    """The ``via`` address of the default route, or None when there is no default route."""
+    for r in routes(container):
+        m = re.match(r"default via (\S+)", r)
+        if m:
+            return m[1]
+    return None
+
+
+def reaches(container: Container, target: str) -> bool:
+    """Whether one ``ping -c1 -W1 target`` from inside the container gets an answer.
+
+    Only ever aim it at the course's own containers or a bridge gateway: never outside the machine.
+    """
+    if not isinstance(target, str) or not target:
+        raise BadInput("target should be a container name or an IP address (a non-empty str).")
+    return _exec(container, ["ping", "-c1", "-W1", target])[0] == 0
+
+
+def host_links(client: docker.DockerClient, run: Run) -> list[Link]:
+    """The interfaces of the daemon's host, read by a throw-away busybox container in the host's
+    network namespace (``docker run --rm --network host busybox ip -o link``)."""
+    out = client.containers.run(BASE_IMAGE, ["ip", "-o", "link"], network_mode="host",
+                                name=run.name(f"hostip-{os.urandom(2).hex()}"), labels=run.labels,
+                                remove=True)
+    return parse_links(out.decode())
+
+
+def host_routes(client: docker.DockerClient, run: Run) -> list[str]:
+    """The routing table of the daemon's host (``ip route`` in the host's network namespace)."""
+    out = client.containers.run(BASE_IMAGE, ["ip", "route"], network_mode="host",
+                                name=run.name(f"hostrt-{os.urandom(2).hex()}"), labels=run.labels,
+                                remove=True)
+    return [r.strip() for r in out.decode().splitlines() if r.strip()]
+
+
+# --- networks ---------------------------------------------------------------------------------
+
+def _network(client: docker.DockerClient, network: Network | str) -> Network:
+    if isinstance(network, Network):
+        network.reload()
+        return network
+    if not isinstance(network, str):
+        raise BadInput(f"network should be a Network or its name, not {type(network).__name__}.")
+    try:
+        return client.networks.get(network)
+    except DockerNotFound:
+        raise NotFound(f"there is no network named {network!r}: list them with client.networks.list().") from None
+
+
+def bridge_name(client: docker.DockerClient, network: Network | str) -> str:
+    """The Linux bridge behind a bridge network: ``docker0`` for the default one,
+    ``br-<first 12 hex of the network id>`` for a user-defined one."""
+    net = _network(client, network)
+    if net.attrs.get("Driver") != "bridge":
+        raise BadInput(f"{net.name} uses the {net.attrs.get('Driver')} driver, not bridge: "
+                       "only bridge networks have a Linux bridge on the host.")
+    return (net.attrs.get("Options") or {}).get("com.docker.network.bridge.name") or f"br-{net.id[:12]}"
+
+
+def subnet_of(client: docker.DockerClient, network: Network | str) -> ipaddress.IPv4Network:
+    """The (first) IPv4 subnet of a network, as an :class:`ipaddress.IPv4Network`."""
+    net = _network(client, network)
+    for cfg in (net.attrs.get("IPAM") or {}).get("Config") or []:
+        if cfg.get("Subnet") and ":" not in cfg["Subnet"]:
+            return ipaddress.ip_network(cfg["Subnet"])
+    raise NotFound(f"{net.name} has no IPv4 subnet (driver {net.attrs.get('Driver')}): none and host networks have none.")
+
+
+def gateway_of(client: docker.DockerClient, network: Network | str) -> str:
+    """The gateway address of a network (the bridge's own IP on a bridge network)."""
+    net = _network(client, network)
+    for cfg in (net.attrs.get("IPAM") or {}).get("Config") or []:
+        if cfg.get("Gateway"):
+            return cfg["Gateway"]
+    raise NotFound(f"{net.name} has no gateway: none and host networks have none.")
+
+
+def ip_in(container: Container, network: Network | str) -> str:
+    """A container's IP address on one network (from its inspect document)."""
+    container.reload()
+    name = network.name if isinstance(network, Network) else network
+    nets = container.attrs["NetworkSettings"]["Networks"]
+    if name not in nets:
+        raise NotFound(f"{container.name} is not on {name} (it is on {', '.join(nets) or 'no network'}): "
+                       f"connect it first.")
+    return nets[name]["IPAddress"]
+
+
+def ipam_table(network: Network):
+    """The IPAM part of ``docker network inspect`` as a table (one row per address pool)."""
+    import pandas as pd
+    network.reload()
+    ipam = network.attrs.get("IPAM") or {}
+    rows = [{"driver": ipam.get("Driver", ""), "subnet": c.get("Subnet", ""), "gateway": c.get("Gateway", ""),
+             "ip range": c.get("IPRange", "")} for c in ipam.get("Config") or []]
+    return pd.DataFrame(rows, columns=["driver", "subnet", "gateway", "ip range"])
+
+
+def members_table(network: Network):
+    """The containers of a network (inspect's ``Containers``), sorted by name: name, IPv4, MAC."""
+    import pandas as pd
+    network.reload()
+    rows = [{"container": c["Name"], "IPv4": c.get("IPv4Address", ""), "MAC": c.get("MacAddress", "")}
+            for c in (network.attrs.get("Containers") or {}).values()]
+    return pd.DataFrame(sorted(rows, key=lambda r: r["container"]), columns=["container", "IPv4", "MAC"])
+
+
+def _taken(client: docker.DockerClient, run: Run) -> list[ipaddress.IPv4Network]:
+    taken = []
+    for net in client.networks.list():
+        for cfg in (net.attrs.get("IPAM") or {}).get("Config") or []:
+            if cfg.get("Subnet") and ":" not in cfg["Subnet"]:
+                taken.append(ipaddress.ip_network(cfg["Subnet"]))
+    for r in host_routes(client, run):
+        dest = r.split()[0]
+        if dest != "default" and ":" not in dest:
+            taken.append(ipaddress.ip_network(dest, strict=False))
+    return taken
+
+
+def free_subnet(client: docker.DockerClient, run: Run, offset: int = 0) -> ipaddress.IPv4Network:
+    """A /24 in 10.200.0.0/13 for this run, derived from the run id (so two runs start in
+    different places) and clear of every network and route the daemon's host has."""
+    if not isinstance(offset, int) or offset < 0:
+        raise BadInput("offset should be a whole number >= 0.")
+    space = list(ipaddress.ip_network("10.200.0.0/13").subnets(new_prefix=24))
+    start = (int(run.id, 16) + offset) % len(space)
+    taken = _taken(client, run)
+    for i in range(len(space)):
+        candidate = space[(start + i) % len(space)]
+        if not any(candidate.overlaps(t) for t in taken):
+            return candidate
+    raise SubnetTaken("every /24 of 10.200.0.0/13 is in use on this daemon: remove old networks (./course clean).")
+
+
+def create_with_subnet(client: docker.DockerClient, run: Run, what: str, subnet: str | None = None,
+                       **kwargs) -> Network:
+    """``docker network create --subnet S --gateway G`` for this run, with its labels.
+
+    Without ``subnet`` a free one is chosen (:func:`free_subnet`) and, if a parallel run claims
+    it first ("Pool overlaps"), the next one is tried. With an explicit ``subnet`` that overlaps,
+    :class:`SubnetTaken` says so in one sentence.
+    """
+    if subnet is not None:
+        try:
+            ipaddress.ip_network(subnet)
+        except ValueError:
+            raise BadInput(f"{subnet!r} is not a subnet: write it as 10.201.3.0/24.") from None
+    for attempt in range(5):
+        net_ = ipaddress.ip_network(subnet) if subnet else free_subnet(client, run, offset=attempt)
+        gateway = str(next(net_.hosts()))
+        ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=str(net_), gateway=gateway)])
+        try:
+            return client.networks.create(run.name(what), ipam=ipam, labels=run.labels, **kwargs)
+        except APIError as err:
+            if "overlap" not in str(err).lower():
+                raise
+            if subnet is not None:
+                raise SubnetTaken(f"{subnet} overlaps a network the daemon already has: choose another "
+                                  f"subnet, or leave it out to let the course pick a free one.") from None
+    raise SubnetTaken("five free-looking subnets were claimed by others meanwhile: run the cell again.")
+
+
+# --- veth pairs -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class VethPair:
+    container: str
+    inside: Link  # eth0@ifN in the container
+    host: Link | None  # interface N on the host
+
+    @property
+    def matches(self) -> bool:
+        """Both ends point at each other: inside ``@ifN`` is the host's index N and vice versa."""
+        return (self.host is not None and self.inside.peer == self.host.index
+                and self.host.peer == self.inside.index)
+
+
+def veth_pairs(client: docker.DockerClient, run: Run, containers: list[Container]) -> list[VethPair]:
+    """For each container, its ``eth*`` interfaces paired with their host ends (read once)."""
+    on_host = {link.index: link for link in host_links(client, run)}
+    pairs = []
+    for c in containers:
+        for link in links(c):
+            if link.name.startswith("eth") and link.peer is not None:
+                pairs.append(VethPair(c.name, link, on_host.get(link.peer)))
+    return pairs
+
+
+# --- published ports --------------------------------------------------------------------------
+
+def publish_address(client: docker.DockerClient) -> str:
+    """Where to publish a port so that only this machine reaches it: ``127.0.0.1`` for a local
+    daemon, the daemon host's own address for a remote one — never ``0.0.0.0``."""
+    host = daemon_host(client)
+    if host in ("127.0.0.1", "localhost", "::1"):
+        return "127.0.0.1"
+    return socket.gethostbyname(host)
+
+
+def host_port(container: Container, port: str = "80/tcp") -> int:
+    """The host port docker chose for a published container port."""
+    container.reload()
+    bindings = (container.attrs["NetworkSettings"]["Ports"] or {}).get(port)
+    if not bindings:
+        raise NotFound(f"{container.name} publishes no {port}: run it with ports={{'{port}': "
+                       f"(publish_address(client), None)}}.")
+    return int(bindings[0]["HostPort"])
+
+
+def http_get(client: docker.DockerClient, port: int, path: str = "/", timeout: float = 5) -> str:
+    """GET ``http://<daemon host>:port/path`` from the notebook; the body as text."""
+    if not isinstance(port, int) or not 0 < port < 65536:
+        raise BadInput(f"port should be an int between 1 and 65535, not {port!r}.")
+    url = f"http://{daemon_host(client)}:{port}{path}"
+    with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (our own container)
+        return response.read().decode()
+
+
+# --- a swarm shared by runs ---------------------------------------------------------------------
+
+SWARM_USER = NAMESPACE + "swarm-user"
+SWARM_LOCK = "dc-swarm-lock"
+SWARM_MADE = NAMESPACE + "swarm-made-by-course"
+GWBRIDGE_NEW = NAMESPACE + "gwbridge-made-by-course"
+_STALE_LOCK_SECONDS = 120
+
+
+def swarm_state(client: docker.DockerClient) -> str:
+    """``inactive``, ``active``, ``pending``… as ``docker info`` reports ``Swarm.LocalNodeState``."""
+    return client.info()["Swarm"]["LocalNodeState"]
+
+
+def _owner_alive(owner: str) -> bool:
+    host, _, pid = owner.partition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return True  # another machine's kernel: assume it still runs
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class _SwarmLock:
+    """A daemon-wide lock: a created (never started) container with a fixed name. Creating a
+    container with a taken name fails atomically, so only one run at a time decides."""
+
+    def __init__(self, client: docker.DockerClient) -> None:
+        self.client = client
+
+    def __enter__(self) -> None:
+        labels = {MANAGED: "true", OWNER: f"{socket.gethostname()}:{os.getpid()}"}
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                self.container = self.client.containers.create(BASE_IMAGE, ["true"], name=SWARM_LOCK, labels=labels)
+                return
+            except APIError as err:
+                if err.status_code != 409:
+                    raise
+            if time.monotonic() > deadline:
+                raise CourseError(f"another run holds {SWARM_LOCK} for over a minute: if no notebook is "
+                                  f"running, remove it (docker rm {SWARM_LOCK}).")
+            self._wait_or_break()
+
+    def _wait_or_break(self) -> None:
+        try:
+            held = self.client.containers.get(SWARM_LOCK)
+        except DockerNotFound:
+            return
+        created = datetime.fromisoformat(held.attrs["Created"].split(".")[0].rstrip("Z")).replace(tzinfo=timezone.utc)
+        age = (datetime.now(timezone.utc) - created).total_seconds()
+        if not _owner_alive(held.labels.get(OWNER, "")) or age > _STALE_LOCK_SECONDS:
+            _remove_quietly(held)
+            return
+        try:  # the daemon tells us when the holder removes it
+            held.wait(condition="removed", timeout=5)
+        except DockerNotFound:
+            return
+        except Exception:  # noqa: BLE001 (a timeout: look again)
+            return
+
+    def __exit__(self, *exc: object) -> None:
+        _remove_quietly(self.container)
+
+
+def _remove_quietly(container: Container) -> None:
+    try:
+        container.remove(force=True)
+    except DockerNotFound:
+        pass
+
+
+def _users(client: docker.DockerClient) -> list[Container]:
+    """Runs that use the course's swarm now (their lease containers), dropping dead kernels' leases."""
+    alive = []
+    for c in client.containers.list(all=True, filters={"label": f"{SWARM_USER}=true"}):
+        if _owner_alive(c.labels.get(OWNER, "")):
+            alive.append(c)
+        else:
+            _remove_quietly(c)
+    return alive
+
+
+def join_swarm(client: docker.DockerClient, run: Run) -> bool:
+    """Make sure the daemon is a (single-node) swarm manager and record this run as a user.
+
+    ``docker swarm init --advertise-addr 127.0.0.1`` when it is in no swarm yet (the swarm is
+    then labelled as the course's, so the last run out leaves it); an existing swarm is reused.
+    Returns True when the daemon is an active swarm manager.
+    """
+    with _SwarmLock(client):
+        try:
+            client.containers.get(run.name("swarm-lease"))
+        except DockerNotFound:
+            client.containers.create(BASE_IMAGE, ["true"], name=run.name("swarm-lease"),
+                                     labels={**run.labels, SWARM_USER: "true"})
+        if swarm_state(client) == "inactive":
+            had_gwbridge = bool(client.networks.list(names=["docker_gwbridge"]))
+            client.swarm.init(advertise_addr="127.0.0.1", listen_addr="127.0.0.1:2377",
+                              labels={SWARM_MADE: "true", GWBRIDGE_NEW: str(not had_gwbridge).lower()})
+    return swarm_state(client) == "active" and bool(client.info()["Swarm"].get("ControlAvailable"))
+
+
+def names_at_risk(client: docker.DockerClient, run: Run) -> list[str]:
+    """Others' running containers that share a user-defined network with another container.
+
+    Leaving a swarm (dockerd 20.10) wipes the embedded DNS records of every container that exists
+    at that moment, on every user-defined network: afterwards they no longer find each other by
+    name. So the course leaves only when no one else's container could lose a neighbour's name.
+    """
+    members: dict[str, list[str]] = {}
+    for c in client.containers.list(sparse=True):
+        if c.attrs.get("Labels", {}).get(RUN) == run.id:
+            continue
+        for net in ((c.attrs.get("NetworkSettings") or {}).get("Networks") or {}):
+            if net not in ("bridge", "host", "none"):
+                members.setdefault(net, []).append(c.attrs["Names"][0].lstrip("/"))
+    return sorted({name for names in members.values() if len(names) > 1 for name in names})
+
+
+def leave_swarm(client: docker.DockerClient, run: Run) -> bool:
+    """Drop this run's use of the swarm; the last run out leaves a swarm the course made.
+
+    Never leaves a swarm the daemon was in before the course, nor while another run still uses
+    it (a lease, or an overlay network of another run), nor while someone else's containers are on
+    user-defined networks (see :func:`names_at_risk`): the next run out leaves it then. Leaving also
+    wipes the names of this run's own containers, so call it last, just before ``run.cleanup()``.
+    Returns True when this run's part is gone.
+    """
+    with _SwarmLock(client):
+        for c in client.containers.list(all=True, filters={"label": [f"{SWARM_USER}=true", f"{RUN}={run.id}"]}):
+            _remove_quietly(c)
+        if swarm_state(client) != "active":
+            return True
+        client.swarm.reload()
+        labels = client.swarm.attrs.get("Spec", {}).get("Labels") or {}
+        if labels.get(SWARM_MADE) != "true" or _users(client):
+            return True
+        others = [n for n in client.networks.list(filters={"driver": "overlay", "label": MANAGED})
+                  if n.attrs.get("Labels", {}).get(RUN) != run.id]
+        if others or names_at_risk(client, run):
+            return True
+        client.swarm.leave(force=True)
+        if labels.get(GWBRIDGE_NEW) == "true":
+            for gw in client.networks.list(names=["docker_gwbridge"]):
+                try:
+                    gw.remove()
+                except (DockerNotFound, APIError):
+                    pass  # a container still uses it: it stays, as docker itself would leave it
+    return True
