@@ -1,0 +1,152 @@
+"""Notebook 03: the attach helper (framing, markers, detaching, bad input), the exercise checks
+(fail on wrong answers, pass on the solutions) and every CLI form of the cheat sheet."""
+
+from __future__ import annotations
+
+import pytest
+
+from helpers import BASE_IMAGE, BadInput, CourseError
+from helpers.attach import AttachClosed, AttachTimeout, attach
+from helpers.checks import nb03
+from tests.cheatsheet import run_cli, sheet_commands
+
+
+@pytest.fixture
+def pulled(client):
+    client.images.pull("busybox", tag="1.35")
+
+
+def _sh(client, run, what, **kwargs):
+    return client.containers.run(BASE_IMAGE, "sh", name=run.name(what), labels=run.labels, detach=True, **kwargs)
+
+
+def test_attach_separates_stdout_and_stderr(client, run, pulled):
+    c = _sh(client, run, "sep", stdin_open=True)
+    with attach(c, timeout=5) as session:
+        assert not session.tty
+        session.send("echo one; echo two >&2; echo three")
+        assert session.read_until("three") == "one\nthree"
+        assert session.read_until("two", stream="stderr") == "two"
+        assert session.stderr == "two\n"
+    c.reload()
+    assert c.status == "running"  # -d -i: hanging up leaves STDIN open
+
+
+def test_attach_with_terminal_and_detach_keys(client, run, pulled):
+    c = _sh(client, run, "term", stdin_open=True, tty=True)
+    with attach(c, timeout=5) as session:
+        assert session.tty
+        session.send("echo A''B")
+        assert session.read_until("AB\r\n").endswith("AB\r\n")
+        with pytest.raises(BadInput):
+            session.read_until("x", stream="stderr")
+        session.detach()
+    c.reload()
+    assert c.status == "running"
+
+
+def test_attach_timeout_and_closed(client, run, pulled):
+    c = _sh(client, run, "slow", stdin_open=True)
+    with attach(c, timeout=0.5) as session:
+        with pytest.raises(AttachTimeout, match="did not print"):
+            session.read_until("never")
+        session.send("exit 0")
+        with pytest.raises(AttachClosed):
+            session.read_until("never")
+    assert c.wait()["StatusCode"] == 0
+
+
+def test_attach_bad_input(client, run, pulled):
+    created = client.containers.create(BASE_IMAGE, "sh", name=run.name("idle"), labels=run.labels)
+    with pytest.raises(BadInput, match="start it first"):
+        attach(created)
+    with pytest.raises(BadInput, match="Container"):
+        attach("not a container")
+    no_stdin = client.containers.run(BASE_IMAGE, ["sleep", "60"], name=run.name("nostdin"), labels=run.labels, detach=True)
+    with pytest.raises(BadInput, match="stdin_open"):
+        attach(no_stdin)
+    with pytest.raises(BadInput, match="timeout"):
+        attach(no_stdin, stdin=False, timeout=0)
+    with attach(no_stdin, stdin=False) as session:
+        with pytest.raises(BadInput, match="-t"):
+            session.detach()
+        with pytest.raises(BadInput):
+            session.send(3)  # type: ignore[arg-type]
+        with pytest.raises(BadInput):
+            session.read_until("")
+    assert issubclass(AttachTimeout, CourseError)
+
+
+def test_check_interactive(client, run, pulled):
+    assert "no container" in nb03.check_interactive(client, run).message
+    client.containers.create(BASE_IMAGE, "sh", stdin_open=True, name=run.name("mysh"), labels=run.labels)
+    assert "-t" in nb03.check_interactive(client, run).message
+    client.containers.get(run.name("mysh")).remove()
+    client.containers.create(BASE_IMAGE, "sh", tty=True, stdin_open=True, name=run.name("mysh"))
+    assert "labels" in nb03.check_interactive(client, run).message
+    client.containers.get(run.name("mysh")).remove()
+    client.containers.create(BASE_IMAGE, "sh", tty=True, stdin_open=True, name=run.name("mysh"), labels=run.labels)
+    assert nb03.check_interactive(client, run)
+
+
+def test_check_main_pid_file(client, run, pulled):
+    mysh = client.containers.create(BASE_IMAGE, "sh", tty=True, stdin_open=True, name=run.name("mysh"), labels=run.labels)
+    assert "start it" in nb03.check_main_pid_file(client, run).message
+    mysh.start()
+    assert "does not exist" in nb03.check_main_pid_file(client, run).message
+    mysh.exec_run(["sh", "-c", "echo $$ > /tmp/pid.txt"])               # the wrong way: a new process
+    assert "new process" in nb03.check_main_pid_file(client, run).message
+    with attach(mysh) as session:                                       # the solution
+        session.send("echo $$ > /tmp/pid.txt; echo WRIT''TEN")
+        session.read_until("WRITTEN\r\n")
+    assert nb03.check_main_pid_file(client, run)
+
+
+def test_check_exec_result(client, run, pulled):
+    box = client.containers.run(BASE_IMAGE, ["sleep", "60"], name=run.name("box"), labels=run.labels, detach=True)
+    cmd = ["sh", "-c", "id -un; pwd; echo $COLOR"]
+    assert not nb03.check_exec_result(None)
+    assert "user" in nb03.check_exec_result(box.exec_run(cmd)).message
+    assert "workdir" in nb03.check_exec_result(box.exec_run(cmd, user="nobody")).message
+    assert "environment" in nb03.check_exec_result(box.exec_run(cmd, user="nobody", workdir="/tmp")).message
+    assert "exit code" in nb03.check_exec_result(box.exec_run(["false"])).message
+    assert "demux" in nb03.check_exec_result(box.exec_run(cmd, demux=True)).message
+    assert nb03.check_exec_result(box.exec_run(cmd, user="nobody", workdir="/tmp", environment={"COLOR": "blue"}))
+
+
+def test_check_ended_by_exit(client, run, pulled):
+    mysh = _sh(client, run, "mysh", stdin_open=True, tty=True)
+    assert "still running" in nb03.check_ended_by_exit(client, run).message
+    mysh.kill()
+    mysh.wait()
+    assert "signal" in nb03.check_ended_by_exit(client, run).message
+    mysh.remove()
+    for code, ok in ((3, False), (7, True)):
+        mysh = _sh(client, run, "mysh", stdin_open=True, tty=True)
+        with attach(mysh) as session:
+            session.send(f"exit {code}")
+            mysh.wait()
+        assert bool(nb03.check_ended_by_exit(client, run)) is ok
+        if not ok:
+            mysh.remove()
+
+
+def test_cheat_sheet_runs(client, run, pulled):
+    commands = sheet_commands("03_inside_containers.ipynb")
+    assert len(commands) >= 10
+    subs = {"NAME": run.name("sheet"), "TALK": run.name("talk")}
+    label = f"--label org.dockercourse.run={run.id}"
+    outputs = {}
+    for command in commands:
+        for verb in ("docker create", "docker run -d", "docker run --rm"):
+            if command.startswith(verb):
+                command = command.replace(verb, f"{verb} {label}", 1)
+        if command.startswith("docker attach"):  # feed the main shell, as a learner would type
+            done = run_cli(command, subs, stdin="echo attached to pid $$\nexit 5\n", check=False)
+            assert done.returncode == 5 and "attached to pid 1" in done.stdout
+            continue
+        outputs[command.split(" ", 2)[1] + " " + command.split()[-1]] = run_cli(command, subs).stdout
+    assert any(out.strip() == "/dev/pts/0" for out in outputs.values())
+    assert any(out.split() == ["true", "true"] for out in outputs.values())
+    assert any(out.split() == ["nobody", "/tmp", "blue"] for out in outputs.values())
+    assert client.containers.get(run.name("talk")).wait()["StatusCode"] == 5
