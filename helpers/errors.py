@@ -36,3 +36,49 @@ class BadInput(CourseError):
 
 class EngineError(CourseError):
     """The course's own engine or registry could not be installed or started."""
+
+
+# --- the faults of a class, in one sentence ---------------------------------------------------------
+
+def explain(err: BaseException) -> CourseError | None:
+    """The course's one sentence for a docker-py error caused by a known fault, else None.
+
+    Three faults happen in every class: the daemon stopped or restarted mid-notebook, an object
+    was removed under the notebook (another tab, ``./course clean``, ``docker rm``), and no
+    registry answers a pull. Anything else is left as docker-py raised it.
+    """
+    import docker.errors
+    import requests.exceptions
+
+    text = str(err)
+    if isinstance(err, requests.exceptions.ConnectionError) or (
+            isinstance(err, docker.errors.DockerException) and not isinstance(err, docker.errors.APIError)
+            and ("Connection refused" in text or "FileNotFoundError" in text or "Connection aborted" in text)):
+        return DaemonNotFound(
+            "The Docker daemon stopped answering (it was stopped or restarted): start it again "
+            "(`./course engine start` for the course's own), then run the notebook again from its Setup cell.")
+    if isinstance(err, docker.errors.NotFound):
+        for kind in ("container", "network", "volume"):
+            if f"No such {kind}" in text:
+                ref = text.rsplit(f"No such {kind}:", 1)[-1].strip(' ")')[:64] or "it"
+                return NotFound(
+                    f"The {kind} {ref} no longer exists (something removed it outside this notebook: another "
+                    f"tab, `./course clean`, `docker rm`): run the cell that creates it again.")
+    if isinstance(err, docker.errors.APIError):
+        url = str(getattr(getattr(err, "response", None), "url", "") or "")
+        unreachable = ("dial tcp", "no such host", "connection refused", "i/o timeout", "TLS handshake")
+        if "/images/create" in url and any(s in text for s in unreachable):
+            image = _pulled(url)
+            return ImageNotAvailable(
+                f"{image} cannot be pulled: no registry answers (the course registry is down and Docker Hub "
+                "is out of reach): start it with `./course engine start`, then run this cell again.")
+    return None
+
+
+def _pulled(url: str) -> str:
+    """``fromImage=busybox&tag=1.35`` of a pull's URL → ``busybox:1.35``."""
+    from urllib.parse import parse_qs, urlsplit
+
+    query = parse_qs(urlsplit(url).query)
+    image, tag = (query.get("fromImage") or ["the image"])[0], (query.get("tag") or [""])[0]
+    return f"{image}:{tag}" if tag else image
