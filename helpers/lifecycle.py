@@ -13,6 +13,7 @@ so a remote daemon with another clock still gives the right window of events.
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -21,7 +22,7 @@ import docker
 import pandas as pd
 from docker.errors import NotFound as DockerNotFound
 
-from .errors import BadInput
+from .errors import BadInput, CourseError
 
 #: A main process that handles SIGTERM: prints a line and exits 0 at once (``sleep & wait`` lets the
 #: trap run as soon as the signal arrives, instead of after ``sleep`` ends).
@@ -147,3 +148,32 @@ def split_timestamps(logs: bytes | str) -> list[tuple[float, str]]:
             raise BadInput(f"{line!r} has no timestamp: read the logs with timestamps=True.")
         out.append((parse_time(stamp), rest))
     return out
+
+
+def wait_for_log(container: Any, text: str, count: int = 1, timeout: float = 30.0) -> None:
+    """Block until ``text`` has appeared ``count`` times in the container's logs.
+
+    A readiness signal: a main process that prints ``started`` once its SIGTERM handler is set can
+    be stopped safely only after that line. The daemon streams the logs as they come
+    (``docker logs -f``), so nothing is polled; the stream is closed after ``timeout`` seconds.
+    """
+    if not isinstance(text, str) or not text:
+        raise BadInput("text should be the non-empty line (or part of one) to wait for, e.g. 'started'.")
+    if not isinstance(count, int) or count < 1:
+        raise BadInput(f"count should be how many times the text must appear (1 or more), not {count!r}.")
+    stream = container.logs(stream=True, follow=True)
+    timer = threading.Timer(timeout, stream.close)  # closing the stream ends the loop below
+    timer.start()
+    seen = ""
+    try:
+        for chunk in stream:
+            seen += chunk.decode(errors="replace")
+            if seen.count(text) >= count:
+                return
+    finally:
+        timer.cancel()
+        stream.close()
+    container.reload()
+    why = f"it is {container.status}" if container.status != "running" else f"waited {timeout:g} s"
+    raise CourseError(f"{container.name} printed {text!r} {seen.count(text)} time(s), not {count} ({why}): "
+                      "look at container.logs() to see why.")

@@ -14,9 +14,9 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from helpers import BASE_IMAGE  # noqa: E402
 from helpers.checks import nb02  # noqa: E402
-from helpers.errors import BadInput  # noqa: E402
+from helpers.errors import BadInput, CourseError  # noqa: E402
 from helpers.lifecycle import (POLITE_COMMAND, StateLog, container_events, daemon_time, parse_time,  # noqa: E402
-                               split_timestamps, state_walk)
+                               split_timestamps, state_walk, wait_for_log)
 from helpers.pictures.lifecycle import draw_lifecycle  # noqa: E402
 from helpers.widgets.lifecycle_panel import LifecyclePanel  # noqa: E402
 from tests.cheatsheet import run_cli, sheet_commands  # noqa: E402
@@ -41,6 +41,7 @@ def test_state_log_follows_the_daemon(client, run, pulled):
     c = client.containers.create(BASE_IMAGE, POLITE_COMMAND, name=run.name("life"), labels=run.labels)
     log.record(c, "create", "docker create …")
     c.start()
+    wait_for_log(c, "started")
     log.record(c.id, "start")
     c.pause()
     log.record(run.name("life"), "pause")
@@ -61,9 +62,11 @@ def test_state_log_follows_the_daemon(client, run, pulled):
 def test_events_replayed_through_the_state_machine(client, run, pulled):
     since = daemon_time(client)
     c = client.containers.run(BASE_IMAGE, POLITE_COMMAND, detach=True, name=run.name("walk"), labels=run.labels)
+    wait_for_log(c, "started")
     c.pause()
     c.unpause()
     c.restart(timeout=1)
+    wait_for_log(c, "started", count=2)
     c.rename(run.name("walked"))
     c.stop(timeout=1)
     c.remove()
@@ -81,6 +84,22 @@ def test_events_replayed_through_the_state_machine(client, run, pulled):
         draw_lifecycle(pd.DataFrame({"x": [1]}))
     with pytest.raises(BadInput):
         draw_lifecycle(pd.DataFrame({"action": ["fly"], "from": ["running"], "to": ["flying"]}))
+
+
+def test_wait_for_log(client, run, pulled):
+    c = client.containers.run(BASE_IMAGE, ["sh", "-c", "echo one; echo one"], detach=True, name=run.name("w"),
+                              labels=run.labels)
+    wait_for_log(c, "one", count=2)
+    c.wait()
+    with pytest.raises(CourseError, match="it is exited"):
+        wait_for_log(c, "one", count=3)
+    with pytest.raises(BadInput):
+        wait_for_log(c, "")
+    with pytest.raises(BadInput):
+        wait_for_log(c, "one", count=0)
+    quiet = client.containers.run(BASE_IMAGE, ["sleep", "60"], detach=True, name=run.name("quiet"), labels=run.labels)
+    with pytest.raises(CourseError, match="waited 0.5 s"):
+        wait_for_log(quiet, "never", timeout=0.5)
 
 
 def test_timestamps(client, run, pulled):
@@ -112,6 +131,8 @@ def test_panel_buttons_drive_the_daemon(client, run, pulled):
         panel.buttons[action].click()
         assert _status(client, name) == expected, action
         assert expected in panel.state.value
+        if action == "start":
+            wait_for_log(client.containers.get(name), "started")
     panel.buttons["pause"].click()                                   # already paused
     assert panel.message.value.count(".") == 1 and "Cannot pause" in panel.message.value
     assert "Traceback" not in panel.message.value
@@ -126,6 +147,7 @@ def test_panel_buttons_drive_the_daemon(client, run, pulled):
     assert "it is exited" in panel.message.value and _status(client, name) == "exited"
     panel.buttons["restart"].click()
     assert _status(client, name) == "running"
+    wait_for_log(client.containers.get(name), "started", count=2)
     panel.buttons["create"].click()
     assert "already exists" in panel.message.value
 
@@ -198,13 +220,15 @@ def test_check_polite_stop(client, run, pulled):
     c.wait()
     assert "never stopped" in nb02.check_polite_stop(client, run).message   # ended by itself
     c.remove()
-    c = client.containers.run(BASE_IMAGE, ["sh", "-c", 'trap "exit 5" TERM; sleep 60 & wait'], detach=True,
-                              name=run.name("polite"), labels=run.labels)
+    c = client.containers.run(BASE_IMAGE, ["sh", "-c", 'trap "exit 5" TERM; echo ready; sleep 60 & wait'],
+                              detach=True, name=run.name("polite"), labels=run.labels)
+    wait_for_log(c, "ready")
     c.stop(timeout=1)
     assert "exited 5" in nb02.check_polite_stop(client, run).message
     c.remove()
-    c = client.containers.run(BASE_IMAGE, ["sh", "-c", 'trap "exit 0" TERM; sleep 60 & wait'], detach=True,
-                              name=run.name("polite"), labels=run.labels)
+    c = client.containers.run(BASE_IMAGE, ["sh", "-c", 'trap "exit 0" TERM; echo ready; sleep 60 & wait'],
+                              detach=True, name=run.name("polite"), labels=run.labels)
+    wait_for_log(c, "ready")
     c.stop(timeout=1)
     assert nb02.check_polite_stop(client, run)                               # the solution
 
