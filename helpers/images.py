@@ -168,7 +168,8 @@ def tar_contents(path: str | Path) -> pd.DataFrame:
             members = {m.name: m for m in tar.getmembers() if m.isfile()}
             manifest = json.load(tar.extractfile(members["manifest.json"]))
     except (tarfile.TarError, KeyError) as err:
-        raise BadInput(f"{path} is not an image tar written by docker save ({err}).") from err
+        raise BadInput(f"{path} is not an image tar written by docker save (no readable manifest.json): "
+                       "write one with image.save().") from err
     rows = [{"FILE": "manifest.json", "WHAT": "which config and layers make each tag", "SIZE": ""}]
     if "repositories" in members:
         rows.append({"FILE": "repositories", "WHAT": "the tags (old format)", "SIZE": ""})

@@ -1,0 +1,299 @@
+"""Notebook 01 · Images: its helpers (search, pull progress, rmi and tar tables), its widgets, its
+exercise checks (fail on wrong answers, pass on the solutions) and its cheat sheet's CLI forms."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+
+import docker
+import pytest
+
+from helpers import BASE_IMAGE
+from helpers.checks import nb01
+from helpers.errors import BadInput, CourseError, NotFound
+from helpers.images import (inspect_summary, layer_progress, mirror_host, pull_events, pull_summary,
+                            refusal, removal_table, search, search_table, search_term, tar_contents,
+                            truncate)
+from helpers.widgets.image_explorer import ImageExplorer, image_explorer
+from helpers.widgets.pull_progress import PullProgress
+from tests.cheatsheet import run_cli, sheet_commands
+
+NOTEBOOK = "01_images.ipynb"
+
+
+@pytest.fixture(scope="module")
+def base(client):
+    return client.images.pull("busybox", tag="1.35")
+
+
+def build(client, run, dockerfile: str, what: str):
+    image, _ = client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=run.image(what), rm=True,
+                                   nocache=True, network_mode="none")
+    return image
+
+
+def one_sentence(err: CourseError) -> str:
+    text = str(err)
+    assert "\n" not in text and 20 < len(text) < 400, text
+    return text
+
+
+# --- search ---------------------------------------------------------------------------------
+
+def test_search_term_uses_the_mirror(client):
+    host = mirror_host(client)
+    assert search_term(client, "busybox") == (f"{host}/busybox" if host else "busybox")
+
+
+@pytest.mark.parametrize("bad", ["", "  ", None, 3, "127.0.0.1:5765/busybox", "docker.io/busybox"])
+def test_search_term_rejects_bad_terms(client, bad):
+    with pytest.raises(BadInput) as err:
+        search_term(client, bad)
+    one_sentence(err.value)
+
+
+def test_search_filters_are_applied_by_the_daemon(client):
+    term = search_term(client, "busybox")
+    every = {r["name"] for r in search(client, term)}
+    assert {"busybox", "course/busybox-httpd", "course/busybox-tools"} <= every
+    assert {r["name"] for r in search(client, term, filters={"is-official": True})} == {"busybox"}
+    assert "busybox" not in {r["name"] for r in search(client, term, filters={"is-official": False})}
+    assert {r["name"] for r in search(client, term, filters={"stars": 10})} == {"busybox", "course/busybox-httpd"}
+    assert {r["name"] for r in search(client, term, filters={"is-automated": True})} == {"course/busybox-httpd"}
+    both = search(client, term, filters={"is-official": False, "stars": 5})
+    assert [r["name"] for r in both] == ["course/busybox-httpd"]
+    assert len(search(client, term, limit=1)) == 1
+
+
+@pytest.mark.parametrize("kwargs", [{"filters": {"official": True}}, {"limit": 0}, {"limit": 101},
+                                    {"limit": "2"}, {"limit": True}])
+def test_search_rejects_bad_options(client, kwargs):
+    with pytest.raises(BadInput) as err:
+        search(client, "busybox", **kwargs)
+    one_sentence(err.value)
+
+
+def test_truncate_like_the_cli():
+    assert truncate("short") == "short"
+    long = "x" * 60
+    assert truncate(long) == "x" * 44 + "…" and len(truncate(long)) == 45
+    assert truncate("y" * 45) == "y" * 45
+
+
+def test_search_table_matches_docker_search(client):
+    """The truncated descriptions are exactly what `docker search` prints."""
+    term = search_term(client, "busybox")
+    table = search_table(search(client, term))
+    out = run_cli(f"docker search --format '{{{{.Name}}}}|{{{{.Description}}}}|{{{{.StarCount}}}}' {term}").stdout
+    cli = [line.split("|") for line in out.strip().splitlines()]
+    assert [[r["NAME"], r["DESCRIPTION"], str(r["STARS"])] for _, r in table.iterrows()] == cli
+    full = search_table(search(client, term), no_trunc=True)
+    out = run_cli(f"docker search --no-trunc --format '{{{{.Description}}}}' {term}").stdout
+    assert list(full["DESCRIPTION"]) == out.strip().splitlines()
+
+
+# --- pull -------------------------------------------------------------------------------------
+
+DOWNLOAD = [
+    {"status": "Pulling from library/demo", "id": "1.0"},
+    {"status": "Pulling fs layer", "progressDetail": {}, "id": "aaaaaaaaaaaa"},
+    {"status": "Already exists", "progressDetail": {}, "id": "bbbbbbbbbbbb"},
+    {"status": "Downloading", "progressDetail": {"current": 100, "total": 400}, "id": "aaaaaaaaaaaa"},
+    {"status": "Downloading", "progressDetail": {"current": 300, "total": 400}, "id": "aaaaaaaaaaaa"},
+    {"status": "Download complete", "progressDetail": {}, "id": "aaaaaaaaaaaa"},
+    {"status": "Extracting", "progressDetail": {"current": 400, "total": 400}, "id": "aaaaaaaaaaaa"},
+    {"status": "Pull complete", "progressDetail": {}, "id": "aaaaaaaaaaaa"},
+    {"status": "Digest: sha256:" + "c" * 64},
+    {"status": "Status: Downloaded newer image for demo:1.0"},
+]
+
+
+def test_pull_progress_widget_follows_a_download():
+    progress = PullProgress()
+    seen = []
+    for event in DOWNLOAD[:5]:
+        progress.update(event)
+        seen.append(progress.bars.get("aaaaaaaaaaaa") and progress.bars["aaaaaaaaaaaa"].value)
+    bar = progress.bars["aaaaaaaaaaaa"]
+    assert (bar.value, bar.max) == (300, 400) and seen[-2:] == [100, 300]
+    assert progress.bars["bbbbbbbbbbbb"].value == progress.bars["bbbbbbbbbbbb"].max
+    progress.follow(DOWNLOAD[5:])
+    assert bar.value == bar.max and bar.bar_style == "success"
+    assert len(progress.layers.children) == 2
+    assert progress.status.value == "Status: Downloaded newer image for demo:1.0"
+    assert len(progress.events) == len(DOWNLOAD)
+
+
+def test_layer_progress_and_summary():
+    table = layer_progress(DOWNLOAD)
+    assert list(table["LAYER"]) == ["aaaaaaaaaaaa", "bbbbbbbbbbbb"]
+    assert list(table["LAST STATUS"]) == ["Pull complete", "Already exists"]
+    assert list(table["BYTES"]) == [400, 0]
+    assert pull_summary(DOWNLOAD) == [DOWNLOAD[-2]["status"], DOWNLOAD[-1]["status"]]
+
+
+def test_pull_events_real_and_bad(client, base):
+    events = list(pull_events(client, "busybox", "1.35"))
+    assert pull_summary(events)[-1] == "Status: Image is up to date for busybox:1.35"
+    with pytest.raises(BadInput):
+        list(pull_events(client, "busybox", ""))
+    with pytest.raises((BadInput, docker.errors.APIError)):
+        list(pull_events(client, "busybox", "no-such-tag-in-the-course"))
+
+
+# --- rmi, tar, inspect ------------------------------------------------------------------------
+
+def test_removal_table_and_refusal(client, run, base):
+    image = build(client, run, "FROM busybox:1.35\nRUN echo x > /x\n", "gone")
+    image.tag(run.name("gone"), "v2")
+    table = removal_table(client.api.remove_image(run.image("gone")))
+    assert table.to_dict("records") == [{"ACTION": "Untagged", "WHAT": run.image("gone")}]
+    c = client.containers.create(image.id, ["true"], name=run.name("user"), labels=run.labels, network_mode="none")
+    with pytest.raises(docker.errors.APIError) as err:
+        client.api.remove_image(image.id)
+    line = refusal(err.value)
+    assert line.startswith("refused (409): ") and "\n" not in line and "stopped container" in line
+    table = removal_table(client.api.remove_image(image.id, force=True))
+    assert list(table["ACTION"]) == ["Untagged", "Deleted"]            # the image (its RUN step) itself
+    assert table["WHAT"].iloc[1] == image.id.split(":")[1][:12]
+    c.remove()
+
+
+def test_tar_contents(client, run, base, tmp_path):
+    image = build(client, run, "FROM busybox:1.35\nRUN echo a > /a\nRUN echo bb > /b\n", "tarred")
+    path = run.path("t.tar")
+    path.write_bytes(b"".join(image.save(named=run.image("tarred"))))
+    table = tar_contents(path)
+    assert list(table["FILE"][:2]) == ["manifest.json", "repositories"]
+    assert table["WHAT"].iloc[2] == f"image config of {run.image('tarred')}"
+    assert table["FILE"].iloc[2] == image.id.split(":")[1] + ".json"
+    layers = table[table["WHAT"].str.startswith("layer ")]
+    assert list(layers["WHAT"]) == ["layer 1 of 3", "layer 2 of 3", "layer 3 of 3"]
+    with tarfile.open(path) as tar:
+        manifest = json.load(tar.extractfile("manifest.json"))
+        assert list(layers["FILE"]) == manifest[0]["Layers"]
+        assert list(layers["SIZE"]) == [tar.getmember(n).size for n in manifest[0]["Layers"]]
+    with pytest.raises(BadInput):
+        tar_contents(tmp_path / "missing.tar")
+    (tmp_path / "junk.tar").write_bytes(b"not a tar at all")
+    with pytest.raises(BadInput) as err:
+        tar_contents(tmp_path / "junk.tar")
+    one_sentence(err.value)
+
+
+def test_inspect_summary_hides_only_course_labels(client, run, base):
+    labels = " ".join(f'{k}="{v}"' for k, v in run.labels.items())
+    image = build(client, run, f'FROM busybox:1.35\nLABEL lesson=images\nEXPOSE 80\nLABEL {labels}\n', "inspected")
+    table = inspect_summary(image)
+    fields = list(table["field"])
+    assert fields[0] == "Id" and "Config.Labels.lesson" in fields and "Config.ExposedPorts.80/tcp" in fields
+    assert not [f for f in fields if "org.dockercourse." in f]
+    assert "RootFS.Layers[0]" in fields
+
+
+# --- widget -----------------------------------------------------------------------------------
+
+def test_image_explorer_follows_the_dropdown(client, run, base):
+    build(client, run, "FROM busybox:1.35\nENV A=1\nRUN echo a > /a\nCMD [\"true\"]\n", "explored")
+    explorer = image_explorer(client, run)
+    assert list(explorer.dropdown.options) == [run.image("explored"), BASE_IMAGE]
+    ours_summary, ours_history = explorer.summary.copy(), explorer.history.copy()
+    assert run.image("explored") in explorer.summary_view.value
+    assert len(ours_history) == 4
+    explorer.dropdown.value = BASE_IMAGE                               # what choosing in the UI does
+    assert len(explorer.history) == 1 and explorer.history["COMMENT"].iloc[0] == "Imported from -"
+    assert not explorer.summary.equals(ours_summary)
+    assert BASE_IMAGE in explorer.summary_view.value and "Imported from -" in explorer.history_view.value
+    explorer.dropdown.value = run.image("explored")
+    assert explorer.history.equals(ours_history)
+
+
+def test_image_explorer_bad_input(client, run):
+    with pytest.raises(BadInput):
+        ImageExplorer(client, [])
+    with pytest.raises(NotFound) as err:
+        ImageExplorer(client, [run.image("never-built")])
+    one_sentence(err.value)
+
+
+# --- exercise checks --------------------------------------------------------------------------
+
+def test_check_tagged(client, run, base):
+    assert "no image" in nb01.check_tagged(client, run).message
+    other = build(client, run, "FROM busybox:1.35\nLABEL other=yes\n", "other")
+    other.tag(run.name("mine"), "1.0")                                  # wrong image under the name
+    result = nb01.check_tagged(client, run)
+    assert not result and "not busybox:1.35" in result.message
+    client.images.get(BASE_IMAGE).tag(run.name("mine"), "1.0")         # the solution (moves the name)
+    assert nb01.check_tagged(client, run)
+
+
+def test_check_saved(client, run, base):
+    assert "missing" in nb01.check_saved(client, run).message
+    run.path("mine.tar").write_bytes(b"garbage")
+    assert "not an image tar" in nb01.check_saved(client, run).message
+    mine = run.image("mine", "1.0")
+    image = client.images.get(BASE_IMAGE)
+    image.tag(run.name("mine"), "1.0")
+    image.reload()
+    run.path("mine.tar").write_bytes(b"".join(image.save()))          # by id: no name inside
+    result = nb01.check_saved(client, run)
+    assert not result and "named=" in result.message
+    run.path("mine.tar").write_bytes(b"".join(image.save(named=mine)))  # the solution
+    assert nb01.check_saved(client, run)
+
+
+def test_check_untagged(client, run, base):
+    image = client.images.get(BASE_IMAGE)
+    image.tag(run.name("mine"), "1.0")
+    image.tag(run.name("mine"), "old")
+    assert "still there" in nb01.check_untagged(client, run).message
+    client.images.remove(run.image("mine", "1.0"))                      # removed the wrong name
+    client.images.remove(run.image("mine", "old"))
+    assert "gone too" in nb01.check_untagged(client, run).message
+    image.tag(run.name("mine"), "1.0")                                   # the solution's end state
+    assert nb01.check_untagged(client, run)
+    assert client.images.get(BASE_IMAGE)                                 # the base image stayed
+
+
+# --- the cheat sheet --------------------------------------------------------------------------
+
+def test_cheat_sheet_runs(client, run, base):
+    commands = sheet_commands(NOTEBOOK)
+    assert len(commands) >= 20
+    term = search_term(client, "busybox")
+    new = run.name("sheet")
+    tar = str(run.path("sheet.tar"))
+    ran = set()
+    for command in commands:
+        subs = {"NEW": new, "FILE": tar}
+        if command.startswith("docker search"):
+            subs["busybox"] = term
+        if "IMAGE_ID" in command:                                       # a fresh image of this run, never busybox
+            victim = build(client, run, f"FROM busybox:1.35\nLABEL victim={len(ran)}\n", f"victim{len(ran)}")
+            if " -f " in command:                                       # -f: even with a container using it
+                client.containers.create(victim.id, ["true"], name=run.name(f"user{len(ran)}"),
+                                         labels=run.labels, network_mode="none")
+            subs["IMAGE_ID"] = victim.id
+        out = run_cli(command, subs)
+        ran.add(command)
+        if command.startswith("docker search -f is-official=true"):
+            assert out.stdout.splitlines()[1].startswith("busybox ")
+            assert len(out.stdout.strip().splitlines()) == 2
+        if command.startswith("docker search --limit 2"):
+            assert len(out.stdout.strip().splitlines()) == 3                 # header + 2
+        if command.startswith("docker tag"):
+            assert client.images.get(f"{new}:1.0").id == base.id
+        if command.startswith("docker history"):
+            assert "Imported from -" in out.stdout
+        if command.startswith("docker load"):
+            assert f"Loaded image: {new}:1.0" in out.stdout
+        if "IMAGE_ID" in command:
+            with pytest.raises(docker.errors.ImageNotFound):
+                client.images.get(subs["IMAGE_ID"])
+    assert any(c.startswith("docker rmi NEW") for c in ran)
+    with pytest.raises(docker.errors.ImageNotFound):                   # rmi NEW:1.0 came last for that name
+        client.images.get(f"{new}:1.0")
+    assert client.images.get(BASE_IMAGE).id == base.id                   # the base image is untouched
