@@ -112,11 +112,11 @@ def connect() -> docker.DockerClient:
     found = find_daemon()
     if found is None:
         raise DaemonNotFound(no_daemon_advice())
-    explain_faults_in_ipython()
+    explain_faults_in_ipython(found[0])
     return found[0]
 
 
-def explain_faults_in_ipython() -> None:
+def explain_faults_in_ipython(client: docker.DockerClient | None = None) -> None:
     """In a notebook, show the course's one sentence (:func:`helpers.errors.explain`) instead of
     docker-py's traceback when the daemon stops, an object vanishes or no registry answers.
 
@@ -127,14 +127,17 @@ def explain_faults_in_ipython() -> None:
     except ImportError:
         return
     shell = get_ipython()
-    if shell is None or getattr(shell, "_course_explains", False):
+    if shell is None:
+        return
+    shell._course_client = client  # the daemon whose registry mirrors explain() asks about
+    if getattr(shell, "_course_explains", False):
         return
     import requests.exceptions
 
     from .errors import explain
 
     def handler(shell, etype, value, tb, tb_offset=None):  # noqa: ANN001 (IPython's signature)
-        course = explain(value)
+        course = explain(value, getattr(shell, "_course_client", None))
         if course is None:  # IPython ignores a returned traceback here: show it as usual
             shell.showtraceback((etype, value, tb), tb_offset=tb_offset, running_compiled_code=True)
         else:

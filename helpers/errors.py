@@ -40,12 +40,13 @@ class EngineError(CourseError):
 
 # --- the faults of a class, in one sentence ---------------------------------------------------------
 
-def explain(err: BaseException) -> CourseError | None:
+def explain(err: BaseException, client=None) -> CourseError | None:  # noqa: ANN001 (a DockerClient)
     """The course's one sentence for a docker-py error caused by a known fault, else None.
 
     Three faults happen in every class: the daemon stopped or restarted mid-notebook, an object
     was removed under the notebook (another tab, ``./course clean``, ``docker rm``), and no
-    registry answers a pull. Anything else is left as docker-py raised it.
+    registry answers a pull. Anything else is left as docker-py raised it. ``client`` (the
+    daemon's) tells a registry that is down from an image that is in no registry.
     """
     import docker.errors
     import requests.exceptions
@@ -69,6 +70,10 @@ def explain(err: BaseException) -> CourseError | None:
         unreachable = ("dial tcp", "no such host", "connection refused", "i/o timeout", "TLS handshake")
         if "/images/create" in url and any(s in text for s in unreachable):
             image = _pulled(url)
+            if _mirrors_answer(client):
+                return ImageNotAvailable(
+                    f"{image} is neither on this daemon nor in the course registry: check the name and tag "
+                    "(client.images.search() lists the registry's images), or build it first.")
             return ImageNotAvailable(
                 f"{image} cannot be pulled: no registry answers (the course registry is down and Docker Hub "
                 "is out of reach): start it with `./course engine start`, then run this cell again.")
@@ -82,3 +87,16 @@ def _pulled(url: str) -> str:
     query = parse_qs(urlsplit(url).query)
     image, tag = (query.get("fromImage") or ["the image"])[0], (query.get("tag") or [""])[0]
     return f"{image}:{tag}" if tag else image
+
+
+def _mirrors_answer(client) -> bool:  # noqa: ANN001
+    """Whether every registry mirror the daemon pulls through answers (False if unknown)."""
+    if client is None:
+        return False
+    from .procs import http_ok
+
+    try:
+        mirrors = (client.info().get("RegistryConfig") or {}).get("Mirrors") or []
+    except Exception:  # noqa: BLE001 — the daemon itself is gone: not a registry question
+        return False
+    return bool(mirrors) and all(http_ok(m.rstrip("/") + "/v2/", timeout=2) for m in mirrors)

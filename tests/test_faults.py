@@ -273,6 +273,14 @@ def test_registry_down(private):
             procs.stop(state / "registry" / f"{name}.pid")
 
 
+def test_an_image_in_no_registry_is_not_called_a_registry_fault(client, run):
+    """With the course registry up, a pull of a name no registry has says so, not 'registry down'."""
+    with pytest.raises(docker.errors.APIError) as err:
+        client.images.pull(run.name("nowhere"), tag="v1")
+    text = str(explain(err.value, client))
+    assert text.startswith(f"{run.name('nowhere')}:v1 is neither on this daemon nor in the course registry")
+
+
 def test_explain_leaves_unknown_errors_alone():
     assert explain(ValueError("x")) is None
     assert explain(docker.errors.APIError("409 Conflict")) is None
