@@ -84,9 +84,13 @@ if [ -n "$COURSE_MIRROR" ]; then
   sysctl -qw net.ipv4.conf.all.route_localnet=1
   iptables -t nat -A OUTPUT -d 127.0.0.1/32 -p tcp --dport 5765 -j DNAT --to-destination "$COURSE_MIRROR"
   iptables -t nat -A POSTROUTING -s 127.0.0.1/32 -o eth0 -j MASQUERADE
-  set -- --registry-mirror "http://$COURSE_MIRROR" "$@"
+  # the mirror for pulls; insecure (plain HTTP) also for `docker search MIRROR/term`
+  set -- --registry-mirror "http://$COURSE_MIRROR" --insecure-registry "$COURSE_MIRROR" "$@"
 fi
-exec dockerd --host tcp://0.0.0.0:2375 --host unix:///run/docker.sock --tls=false "$@"
+# --bip: docker0's usual address, written into the bridge network's IPAM (Gateway) as on a
+# daemon that has started before (a first start leaves the Gateway field empty)
+exec dockerd --host tcp://0.0.0.0:2375 --host unix:///run/docker.sock --tls=false \
+  --bip 172.17.0.1/16 "$@"
 """
 
 
