@@ -1,0 +1,228 @@
+"""Learners for the concurrency test and the benchmark: each runs the whole course in its own
+process and kernels, checked the way ``pytest --nbval`` checks it.
+
+``python -m bench.learner OUT.json NB…`` is one learner: it executes every notebook top to bottom
+in a fresh kernel (nbclient, the library behind ``jupyter nbconvert --execute``), and compares
+every cell's outputs with the committed ones using nbval's own comparison and the course's
+``tests/sanitize.cfg`` (``# NBVAL_IGNORE_OUTPUT``, ``# NBVAL_SKIP``, ``raises-exception`` obeyed).
+
+:func:`classroom` starts N learners at once against the one daemon, samples the machine's memory
+while they run, and afterwards counts the objects their kernels left on the daemon.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+SANITIZE = ROOT / "tests" / "sanitize.cfg"
+
+
+def course_notebooks() -> list[Path]:
+    """Every notebook of the course, in order (whatever exists now)."""
+    return sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+
+
+# --- one notebook, checked as nbval checks it ------------------------------------------------------
+
+class _Cell:
+    """Just enough of nbval's IPyNbCell to borrow its output comparison."""
+
+    def __init__(self, patterns: dict[str, str]) -> None:
+        from nbval.plugin import IPyNbCell, IPyNbFile, nocolors
+
+        self.parent = type("P", (), {"sanitize_patterns": patterns,
+                                     "skip_compare": _skip_compare(IPyNbFile)})()
+        self.colors = nocolors
+        self._compare = IPyNbCell.compare_outputs
+        self._sanitize = IPyNbCell.sanitize
+        self.comparison_traceback: list[str] = []
+
+    def sanitize(self, s: Any) -> Any:
+        return self._sanitize(self, s)
+
+    def format_output_compare(self, key: str, left: Any, right: Any) -> None:
+        self.comparison_traceback.append(f"{key}: expected {str(left)[:120]!r}, got {str(right)[:120]!r}")
+
+    def same(self, test: list, ref: list) -> bool:
+        return self._compare(self, test, ref)
+
+
+def _skip_compare(file_cls: type) -> tuple[str, ...]:
+    # what IPyNbFile.__init__ sets without --nbdime
+    return ("metadata", "traceback", "prompt_number", "output_type", "name", "execution_count",
+            "application/vnd.jupyter.widget-view+json", "image/png", "image/jpeg")
+
+
+def _options(cell: Any) -> dict[str, bool]:
+    from nbval.plugin import find_comment_markers, find_metadata_tags
+
+    options: dict[str, bool] = defaultdict(bool, find_metadata_tags(cell.metadata))
+    options.update(dict(find_comment_markers(cell.source)))
+    options.setdefault("check", True)
+    return options
+
+
+def run_notebook(path: Path, patterns: dict[str, str], timeout: float = 600) -> dict[str, Any]:
+    """Execute one notebook in a fresh kernel; the cells whose outputs differ or that raised."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbval.plugin import coalesce_streams
+
+    nb = nbformat.read(path, as_version=4)
+    reference = {i: coalesce_streams([nbformat.from_dict(o) for o in c.outputs])
+                 for i, c in enumerate(nb.cells) if c.cell_type == "code"}
+    unrun = {i for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.execution_count is None}
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
+                            resources={"metadata": {"path": str(path.parent)}})
+    failures: list[str] = []
+    kernel_pid = None
+    start = time.monotonic()
+    compare = _Cell(patterns)
+    with client.setup_kernel():
+        kernel_pid = getattr(client.km.provisioner, "pid", None)
+        for index, cell in enumerate(nb.cells):
+            if cell.cell_type != "code":
+                continue
+            options = _options(cell)
+            if options["skip"]:
+                continue
+            cell.outputs = []
+            client.execute_cell(cell, index)
+            errors = [o for o in cell.outputs if o.output_type == "error"]
+            if errors and not options["check_exception"]:
+                failures.append(f"cell {index}: {errors[0].ename}: {errors[0].evalue}"[:300])
+                continue
+            if options["check"] and index not in unrun and \
+                    not compare.same(coalesce_streams(cell.outputs), reference[index]):
+                detail = " ".join(str(x) for x in compare.comparison_traceback)[:300]
+                failures.append(f"cell {index}: outputs differ: {detail}")
+    return {"notebook": path.name, "seconds": round(time.monotonic() - start, 2), "failures": failures,
+            "kernel_pid": kernel_pid}
+
+
+def run_learner(paths: list[Path]) -> list[dict[str, Any]]:
+    """One learner: every notebook in order, one fresh kernel each."""
+    from nbval.plugin import get_sanitize_patterns
+
+    patterns = dict(get_sanitize_patterns(SANITIZE.read_text()))
+    results = []
+    for path in paths:
+        try:
+            results.append(run_notebook(path, patterns))
+        except Exception as err:  # noqa: BLE001 — a kernel that died, a timeout: a failure, reported
+            results.append({"notebook": path.name, "seconds": None, "kernel_pid": None,
+                            "failures": [f"{type(err).__name__}: {str(err)[:300]}"]})
+    return results
+
+
+# --- many learners at once -------------------------------------------------------------------------
+
+def memory_used() -> int:
+    """Bytes of memory in use on the machine (MemTotal - MemAvailable, /proc/meminfo)."""
+    fields = {}
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        key, value = line.split(":", 1)
+        fields[key] = int(value.split()[0]) * 1024
+    return fields["MemTotal"] - fields["MemAvailable"]
+
+
+class MemorySampler(threading.Thread):
+    """Samples :func:`memory_used` every ``interval`` seconds; ``peak`` is the highest seen."""
+
+    def __init__(self, interval: float = 0.25) -> None:
+        super().__init__(daemon=True)
+        self.interval, self.baseline = interval, memory_used()
+        self.peak = self.baseline
+        self._stop = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.peak = max(self.peak, memory_used())
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.join()
+        self.peak = max(self.peak, memory_used())
+
+
+def leaked_by(kernel_pids: set[int]) -> list[str]:
+    """Run ids on the daemon (or in the files root) owned by these kernels: leftovers."""
+    import socket
+
+    from helpers.connection import connect
+    from helpers.reaper import find_runs
+
+    host = socket.gethostname()
+    mine = {f"{host}:{pid}" for pid in kernel_pids}
+    return sorted(run_id for run_id, found in find_runs(connect()).items()
+                  if any(":".join(o.split(":")[:2]) in mine for o in found.owners))
+
+
+def classroom(learners: int, paths: list[Path] | None = None, workdir: Path | None = None,
+              timeout: float = 3600, groups: list[list[Path]] | None = None) -> dict[str, Any]:
+    """``learners`` learners running the whole course at once, each its own process and kernels
+    (or one process per list of notebooks in ``groups``).
+
+    Returns wall time, failures (learner, notebook, cell), peak memory and leaked run ids.
+    """
+    import tempfile
+
+    paths = course_notebooks() if paths is None else paths
+    groups = [paths] * learners if groups is None else groups
+    workdir = Path(tempfile.mkdtemp(prefix="course-class-")) if workdir is None else workdir
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    sampler = MemorySampler()
+    sampler.start()
+    start = time.monotonic()
+    procs = []
+    for i, group in enumerate(groups):
+        out = workdir / f"learner-{i}.json"
+        procs.append((out, subprocess.Popen([sys.executable, "-m", "bench.learner", str(out), *map(str, group)],
+                                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                                            stderr=open(workdir / f"learner-{i}.log", "w"))))
+    for _, proc in procs:
+        try:
+            proc.wait(timeout=max(1.0, timeout - (time.monotonic() - start)))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    wall = time.monotonic() - start
+    sampler.stop()
+    failures, per_notebook, pids = [], defaultdict(list), set()
+    for i, (out, proc) in enumerate(procs):
+        try:
+            results = json.loads(out.read_text())
+        except (OSError, ValueError):
+            failures.append(f"learner {i}: exited {proc.returncode} without results (see {workdir})")
+            continue
+        for r in results:
+            failures += [f"learner {i} {r['notebook']}: {f}" for f in r["failures"]]
+            if r["seconds"] is not None:
+                per_notebook[r["notebook"]].append(r["seconds"])
+            if r["kernel_pid"]:
+                pids.add(r["kernel_pid"])
+    return {"learners": len(groups), "notebooks": [p.name for p in paths], "wall_seconds": round(wall, 1),
+            "failures": failures, "per_notebook_seconds": dict(per_notebook),
+            "memory_baseline_mb": round(sampler.baseline / 2**20), "memory_peak_mb": round(sampler.peak / 2**20),
+            "memory_added_mb": round((sampler.peak - sampler.baseline) / 2**20),
+            "leaked_runs": leaked_by(pids), "kernel_pids": sorted(pids), "workdir": str(workdir)}
+
+
+def main(argv: list[str]) -> int:
+    out, paths = Path(argv[0]), [Path(p) for p in argv[1:]] or course_notebooks()
+    results = run_learner(paths)
+    out.write_text(json.dumps(results, indent=1))
+    return 0 if not any(r["failures"] for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,276 @@
+"""``./course bench``: the course's numbers on this machine.
+
+Measures, in one run:
+
+* **serial** — one learner runs every notebook in order (one fresh kernel each): the whole
+  course's wall time, and each notebook's;
+* **parallel** — every notebook at once, each in its own process and kernel (what
+  ``./course test`` does with enough workers);
+* **fresh clone** — ``git clone`` of this checkout to a temporary folder, the virtualenv
+  ``./course`` creates there (pip's cache is whatever this machine has), and the time until the
+  clone's ``./course`` finds the engine ready (the running one: a class machine's engine runs);
+* **classroom** — N learners (default 30) completing the whole course at once against the one
+  daemon, each its own process and kernels: wall time, failures, peak memory of the machine
+  (``/proc/meminfo``: MemTotal - MemAvailable) and objects left behind;
+* **overhead** — the course's serial wall time against the bare Docker operations it performs
+  (the container, exec, network and image operations seen on the daemon's event stream during
+  the serial run, replayed by a plain docker-py script), as a ratio.
+
+Results go to ``bench/results.json`` and a picture to ``bench/results.png``. Several minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from bench.learner import ROOT, classroom, course_notebooks
+
+HERE = Path(__file__).resolve().parent
+
+
+def say(msg: str) -> None:
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+# --- the daemon's events during a run ---------------------------------------------------------------
+
+class EventLog(threading.Thread):
+    """Every event of the daemon while it runs (the daemon keeps only its last 1000 otherwise)."""
+
+    def __init__(self, client) -> None:  # noqa: ANN001
+        super().__init__(daemon=True)
+        self.client, self.events, self._stream = client, [], None
+
+    def run(self) -> None:
+        self._stream = self.client.events(decode=True)
+        try:
+            for event in self._stream:
+                self.events.append(event)
+        except Exception:  # noqa: BLE001 — closed by stop()
+            pass
+
+    def stop(self) -> list[dict]:
+        time.sleep(0.5)  # let the last events arrive
+        if self._stream is not None:
+            self._stream.close()
+        return self.events
+
+
+OPERATIONS = {("container", "create"), ("container", "start"), ("container", "destroy"),
+              ("container", "exec_start"), ("container", "commit"), ("container", "pause"),
+              ("container", "kill"), ("container", "stop"),
+              ("network", "create"), ("network", "connect"), ("network", "destroy"),
+              ("image", "tag"), ("image", "untag"), ("image", "pull"), ("image", "import"),
+              ("volume", "create"), ("volume", "destroy")}
+
+
+def operations_of(events: list[dict], kernel_pids: set[int]) -> Counter:
+    """The Docker operations the learner's kernels made: by owner label, then by run prefix."""
+    host = platform.node()
+    owners = {f"{host}:{pid}" for pid in kernel_pids}
+    ours, prefixes = set(), set()
+    for e in events:
+        attrs = (e.get("Actor") or {}).get("Attributes") or {}
+        owner = attrs.get("org.dockercourse.owner", "")
+        if ":".join(owner.split(":")[:2]) in owners:
+            ours.add((e.get("Actor") or {}).get("ID"))
+            if attrs.get("org.dockercourse.run"):
+                prefixes.add(f"dc-{attrs['org.dockercourse.run']}-")
+    counts: Counter = Counter()
+    for e in events:
+        kind, action = e.get("Type"), (e.get("Action") or "").split(":")[0]
+        if (kind, action) not in OPERATIONS:
+            continue
+        actor = e.get("Actor") or {}
+        attrs = actor.get("Attributes") or {}
+        name = attrs.get("name", "")
+        if actor.get("ID") in ours or attrs.get("container") in ours or any(p in name for p in prefixes):
+            counts[f"{kind} {action}"] += 1
+    return counts
+
+
+def bare_replay(client, counts: Counter) -> float:  # noqa: ANN001
+    """The same numbers of operations done by a plain docker-py script: its wall time."""
+    image = "busybox:1.35"
+    label = {"org.dockercourse.managed": "true", "org.dockercourse.run": "bare00"}
+    start = time.monotonic()
+    created = []
+    for i in range(counts["container create"]):
+        created.append(client.containers.create(image, ["sleep", "30"], name=f"dc-bare00-c{i}", labels=label))
+    started = created[:counts["container start"]]
+    for c in started:
+        c.start()
+    for _ in range(counts["container exec_start"]):
+        (started or created)[0].exec_run(["true"]) if started else None
+    nets = [client.networks.create(f"dc-bare00-n{i}", labels=label) for i in range(counts["network create"])]
+    for i in range(counts["network connect"]):
+        if nets and started:
+            try:
+                nets[i % len(nets)].connect(started[i % len(started)])
+            except Exception:  # noqa: BLE001 — already connected: the operation was still made
+                pass
+    base = client.images.get(image)
+    for i in range(counts["image tag"]):
+        base.tag(f"dc-bare00-img{i}", "v1")
+    for i in range(counts["image tag"]):
+        client.images.remove(f"dc-bare00-img{i}:v1")
+    for c in created:
+        c.remove(force=True)
+    for n in nets:
+        n.remove()
+    return time.monotonic() - start
+
+
+# --- the parts ----------------------------------------------------------------------------------------
+
+def serial(client) -> dict[str, Any]:  # noqa: ANN001
+    say("serial: one learner runs every notebook in order")
+    log = EventLog(client)
+    log.start()
+    result = classroom(1)
+    events = log.stop()
+    pids = set(result.pop("kernel_pids", []))
+    result["operations"] = dict(operations_of(events, pids))
+    return result
+
+
+def parallel() -> dict[str, Any]:
+    say("parallel: every notebook at once, one process and kernel each")
+    return classroom(1, groups=[[p] for p in course_notebooks()])
+
+
+def fresh_clone(docker_host: str) -> dict[str, Any]:
+    say("fresh clone: git clone, ./course's virtualenv, engine ready")
+    folder = Path(tempfile.mkdtemp(prefix="course-clone-"))
+    try:
+        t = time.monotonic()
+        subprocess.run(["git", "clone", "-q", str(ROOT), str(folder / "course")], check=True)
+        clone = time.monotonic() - t
+        env = dict(os.environ, DOCKER_HOST=docker_host)
+        env.pop("VIRTUAL_ENV", None)
+        t = time.monotonic()
+        first = subprocess.run(["./course", "engine", "ensure"], cwd=folder / "course", env=env,
+                               capture_output=True, text=True)
+        venv_and_engine = time.monotonic() - t
+        t = time.monotonic()
+        second = subprocess.run(["./course", "engine", "ensure"], cwd=folder / "course", env=env,
+                                capture_output=True, text=True)
+        engine = time.monotonic() - t
+        ok = first.returncode == 0 and second.returncode == 0
+        return {"ok": ok, "git_clone_seconds": round(clone, 1),
+                "venv_seconds": round(venv_and_engine - engine, 1), "engine_ready_seconds": round(engine, 1),
+                "total_seconds": round(clone + venv_and_engine, 1),
+                "error": "" if ok else (first.stderr + second.stderr)[-500:]}
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def machine() -> dict[str, Any]:
+    mem = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1)) // 1024
+    return {"cpus": os.cpu_count(), "memory_mb": mem, "python": platform.python_version(),
+            "load_before": os.getloadavg()[0], "notebooks": [p.name for p in course_notebooks()]}
+
+
+# --- the picture -----------------------------------------------------------------------------------
+
+def plot(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    per = results["serial"]["per_notebook_seconds"]
+    names = [n.split("_", 1)[0] for n in per]
+    axes[0].bar(names, [v[0] for v in per.values()], color="#4c72b0")
+    axes[0].set_title("each notebook, alone (s)")
+    walls = {"serial": results["serial"]["wall_seconds"], "parallel": results["parallel"]["wall_seconds"]}
+    if results.get("classroom"):
+        walls[f"{results['classroom']['learners']} learners"] = results["classroom"]["wall_seconds"]
+    if results.get("fresh_clone", {}).get("ok"):
+        walls["fresh clone"] = results["fresh_clone"]["total_seconds"]
+    axes[1].bar(list(walls), list(walls.values()), color="#55a868")
+    axes[1].set_title("whole course, wall time (s)")
+    if results.get("classroom"):
+        c = results["classroom"]
+        axes[2].bar(["before", "peak"], [c["memory_baseline_mb"], c["memory_peak_mb"]], color="#c44e52")
+        axes[2].set_title(f"machine memory, {c['learners']} learners (MB)")
+    for ax in axes:
+        ax.tick_params(axis="x", labelrotation=20)
+    fig.suptitle(f"Docker course on {results['machine']['cpus']} cores · overhead vs bare docker-py: "
+                 f"{results['overhead']['ratio']}x")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+
+
+def table(results: dict[str, Any]) -> str:
+    """The README's table (markdown)."""
+    s, p, o = results["serial"], results["parallel"], results["overhead"]
+    rows = [("whole course, serial (one learner)", f"{s['wall_seconds']} s", f"{len(s['failures'])} failures")]
+    rows += [(f"· {n}", f"{v[0]} s", "") for n, v in s["per_notebook_seconds"].items()]
+    rows.append(("whole course, parallel (every notebook at once)", f"{p['wall_seconds']} s",
+                 f"{len(p['failures'])} failures"))
+    f = results.get("fresh_clone") or {}
+    if f.get("ok"):
+        rows.append(("fresh clone: git clone + virtualenv + engine ready", f"{f['total_seconds']} s",
+                     f"clone {f['git_clone_seconds']} s, venv {f['venv_seconds']} s, engine {f['engine_ready_seconds']} s"))
+    c = results.get("classroom")
+    if c:
+        rows.append((f"classroom: {c['learners']} learners, whole course at once", f"{c['wall_seconds']} s",
+                     f"{len(c['failures'])} failures, {len(c['leaked_runs'])} runs leaked, "
+                     f"peak memory {c['memory_peak_mb']} MB (+{c['memory_added_mb']} MB)"))
+    rows.append(("course / bare docker-py for the same operations", f"{o['ratio']}x",
+                 f"bare {o['bare_seconds']} s for {sum(o['operations'].values())} operations"))
+    lines = ["| measure | result | detail |", "|---|---|---|"] + [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="./course bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--learners", type=int, default=30, help="learners at once in the classroom (0: skip)")
+    parser.add_argument("--no-clone", action="store_true", help="skip the fresh-clone measure")
+    parser.add_argument("--out", type=Path, default=HERE, help="folder for results.json and results.png")
+    args = parser.parse_args(argv)
+
+    from helpers.connection import connect
+
+    client = connect()
+    results: dict[str, Any] = {"machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    results["serial"] = serial(client)
+    results["parallel"] = parallel()
+    say("overhead: the same operations by a plain docker-py script")
+    ops = Counter(results["serial"]["operations"])
+    bare = bare_replay(client, ops)
+    results["overhead"] = {"operations": dict(ops), "bare_seconds": round(bare, 1),
+                           "course_seconds": results["serial"]["wall_seconds"],
+                           "ratio": round(results["serial"]["wall_seconds"] / max(bare, 0.01), 1)}
+    if not args.no_clone:
+        from helpers.connection import COURSE_SOCKET
+        results["fresh_clone"] = fresh_clone(os.environ.get("DOCKER_HOST") or COURSE_SOCKET)
+    if args.learners > 0:
+        say(f"classroom: {args.learners} learners run the whole course at once")
+        results["classroom"] = classroom(args.learners)
+    results["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(results, indent=1))
+    plot(results, args.out / "results.png")
+    print(table(results))
+    failed = results["serial"]["failures"] or (results.get("classroom") or {}).get("failures")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
