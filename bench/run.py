@@ -113,8 +113,8 @@ def bare_replay(client, counts: Counter) -> float:  # noqa: ANN001
     started = created[:counts["container start"]]
     for c in started:
         c.start()
-    for _ in range(counts["container exec_start"]):
-        (started or created)[0].exec_run(["true"]) if started else None
+    for _ in range(counts["container exec_start"] if started else 0):
+        started[0].exec_run(["true"])
     nets = [client.networks.create(f"dc-bare00-n{i}", labels=label) for i in range(counts["network create"])]
     for i in range(counts["network connect"]):
         if nets and started:
