@@ -5,7 +5,7 @@ A notebook's setup cell does ``client = connect()`` and ``run = Run(client, "top
 """
 
 from .connection import connect, daemon_host, describe
-from .dind import check_images
+from .mirrors import check_images
 from .errors import BadInput, CourseError, DaemonNotFound, ImageNotAvailable, NameTaken, NotFound
 from .imagekit import BASE_IMAGE, BASE_REPO, BASE_TAG
 from .naming import Run, cleanup_all

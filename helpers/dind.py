@@ -20,8 +20,7 @@ a second time against such a service (``python -m helpers.dind pass -- PYTEST AR
   Published ports live on the service's host ``10.213.87.2``, which
   :func:`helpers.daemon_host` reads from ``DOCKER_HOST``.
 
-:func:`check_images` is for setup cells: it says in one sentence when a daemon can reach neither
-Docker Hub nor the course registry, and what to do.
+A daemon that reaches neither Docker Hub nor the course registry: :func:`helpers.check_images`.
 """
 
 from __future__ import annotations
@@ -40,11 +39,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import docker
-from docker.errors import APIError, DockerException, ImageNotFound, NotFound
+from docker.errors import APIError, ImageNotFound, NotFound
 
 from . import connection, procs, registry
-from .errors import EngineError, ImageNotAvailable
-from .imagekit import BASE_IMAGE, FIXED_MTIME
+from .errors import EngineError
+from .imagekit import FIXED_MTIME
 
 REPO = "course-dind"
 NAME = "course-dind"          # the service container and its network
@@ -300,29 +299,6 @@ def run_pass(pytest_args: list[str]) -> int:
     say(f"Docker-in-Docker pass: {'passed' if rc == 0 else 'FAILED'} in "
         f"{time.monotonic() - started:.1f} s; the service is removed")
     return rc
-
-
-# --- for setup cells ----------------------------------------------------------------------------
-
-def check_images(client: docker.DockerClient, image: str = BASE_IMAGE) -> None:
-    """Make sure ``image`` (the course's base image) is on the daemon, pulling it if needed.
-
-    Raises :class:`ImageNotAvailable` with one sentence when the daemon can reach neither
-    Docker Hub nor the course registry (a class's daemon that was never pointed at the mirror).
-    """
-    with contextlib.suppress(ImageNotFound):
-        client.images.get(image)
-        return
-    repo, _, tag = image.partition(":")
-    try:
-        client.images.pull(repo, tag=tag or "latest")
-    except (APIError, DockerException):
-        host = connection.describe(client).replace("http+docker://localhost", "the local socket")
-        raise ImageNotAvailable(
-            f"The Docker daemon at {host} can reach neither Docker Hub nor the course registry, so "
-            f"{image} cannot be pulled: start that daemon with --registry-mirror=http://REGISTRY:"
-            f"{registry.FRONT_PORT} (\"registry-mirrors\" in daemon.json), as README 'Run it in a "
-            "class' shows.") from None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,7 +12,7 @@ import tarfile
 import docker
 import pytest
 
-from helpers import connection, dind, registry
+from helpers import check_images, connection, dind, registry
 from helpers.connection import connect, daemon_host
 from helpers.errors import DaemonNotFound, EngineError, ImageNotAvailable
 
@@ -136,7 +136,7 @@ def test_registry_never_listens_everywhere(tmp_path):
 
 
 def test_check_images_on_the_course_engine(client):
-    assert dind.check_images(client) is None        # the local engine has the mirror
+    assert check_images(client) is None        # the local engine has the mirror
 
 
 def test_daemon_without_mirror_says_so(client):
@@ -146,7 +146,7 @@ def test_daemon_without_mirror_says_so(client):
         inner = docker.DockerClient(base_url=host, timeout=60)
         assert inner.images.list() == []
         with pytest.raises(ImageNotAvailable) as err:
-            dind.check_images(inner)
+            check_images(inner)
         message = str(err.value)
         assert "neither Docker Hub nor the course registry" in message
         assert "--registry-mirror=http://" in message and "registry-mirrors" in message
