@@ -24,8 +24,11 @@ def load(path: str) -> dict:
 
 
 def mirror_of(args: list[str]) -> str:
+    """The one --registry-mirror of a daemon's arguments; the same address must be an insecure
+    registry too (plain HTTP), so `docker search MIRROR/term` works as pulls do."""
     found = [a.split("=", 1)[1] for a in args if a.startswith("--registry-mirror=")]
     assert len(found) == 1, args
+    assert f"--insecure-registry={found[0].removeprefix('http://')}" in args, args
     return found[0]
 
 
@@ -41,6 +44,7 @@ def test_github_workflow():
     script = "\n".join(step.get("run", "") for step in dind["steps"])
     assert dind["env"]["DIND_IMAGE"].startswith("docker:") and dind["env"]["DIND_IMAGE"].endswith("-dind")
     assert "--registry-mirror=http://172.17.0.1:5765" in script
+    assert "--insecure-registry=172.17.0.1:5765" in script
     assert "helpers.offline registry --listen 172.17.0.1" in script
     assert 'DOCKER_HOST=tcp://$ip:2375' in script and "./course test" in script
     assert "0.0.0.0:5765" not in script
