@@ -50,6 +50,15 @@ NAME = "course-dind"          # the service container and its network
 SUBNET = "10.213.87.0/24"
 GATEWAY = "10.213.87.1"       # the local machine as the service sees it: the mirror's address
 ADDRESS = "10.213.87.2"       # the service's host: DOCKER_HOST and published ports
+
+
+def slot(number: int) -> tuple[str, str, str, str]:
+    """(name, subnet, gateway, address) of service slot ``number``: the pass uses slot 0; tests
+    use slot 1, so they can run while a pass runs."""
+    if number == 0:
+        return NAME, SUBNET, GATEWAY, ADDRESS
+    net = f"10.213.{87 + number}"
+    return f"{NAME}-{number}", f"{net}.0/24", f"{net}.1", f"{net}.2"
 PORT = 2375
 #: Marks the service's container and network (not ``org.dockercourse.managed``: ``./course clean``
 #: removes learners' objects, never the service a pass is using).
@@ -203,54 +212,56 @@ def ensure_image(client: docker.DockerClient) -> str:
 
 # --- the service --------------------------------------------------------------------------------
 
-def remove(client: docker.DockerClient) -> None:
+def remove(client: docker.DockerClient, number: int = 0) -> None:
     """Remove the service's container (its tmpfs data root goes with it) and network."""
-    for c in client.containers.list(all=True, filters={"label": f"{SERVICE_LABEL}=dind"}):
+    name = slot(number)[0]
+    for c in client.containers.list(all=True, filters={"label": f"{SERVICE_LABEL}={name}"}):
         with contextlib.suppress(NotFound):
             c.remove(force=True, v=True)
-    for n in client.networks.list(filters={"label": f"{SERVICE_LABEL}=dind"}):
+    for n in client.networks.list(filters={"label": f"{SERVICE_LABEL}={name}"}):
         with contextlib.suppress(NotFound):
             n.remove()
 
 
-def start(client: docker.DockerClient, mirror: bool = True, timeout: float = 60) -> str:
+def start(client: docker.DockerClient, mirror: bool = True, timeout: float = 60, number: int = 0) -> str:
     """Start the service on ``client``'s daemon; returns the ``DOCKER_HOST`` that reaches it.
 
     With ``mirror=False`` the inner daemon has no registry mirror: like a class's daemon that
     nobody pointed at the course registry (used to test :func:`check_images`).
     """
+    name, subnet, gateway, address = slot(number)
     ref = ensure_image(client)
-    remove(client)
-    labels = {SERVICE_LABEL: "dind"}
-    ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=SUBNET, gateway=GATEWAY)])
-    client.networks.create(NAME, driver="bridge", ipam=ipam, labels=labels,
-                           options={"com.docker.network.bridge.name": "course-dind0"})
+    remove(client, number)
+    labels = {SERVICE_LABEL: name}
+    ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=subnet, gateway=gateway)])
+    client.networks.create(name, driver="bridge", ipam=ipam, labels=labels,
+                           options={"com.docker.network.bridge.name": f"course-dind{number}"})
     # The low-level API: `--security-opt systempaths=unconfined` is the CLI's name for empty
     # MaskedPaths / ReadonlyPaths, which docker-py's high-level create has no argument for.
     host_config = client.api.create_host_config(
         cap_add=["ALL"], cap_drop=["SYS_RESOURCE"],
         security_opt=["seccomp=unconfined", "apparmor=unconfined"],
-        tmpfs={"/var/lib/docker": "rw,exec,dev,suid,size=4g"}, network_mode=NAME,
+        tmpfs={"/var/lib/docker": "rw,exec,dev,suid,size=4g"}, network_mode=name,
         cgroupns="private")   # its own cgroup root, as on a host: dockerd makes docker/<id> there
     host_config.update(MaskedPaths=[], ReadonlyPaths=[])
     created = client.api.create_container(
-        ref, name=NAME, labels=labels, detach=True, host_config=host_config,
-        environment={"COURSE_MIRROR": registry.front_address(GATEWAY) if mirror else ""},
+        ref, name=name, labels=labels, detach=True, host_config=host_config,
+        environment={"COURSE_MIRROR": registry.front_address(gateway) if mirror else ""},
         networking_config=client.api.create_networking_config(
-            {NAME: client.api.create_endpoint_config(ipv4_address=ADDRESS)}))
+            {name: client.api.create_endpoint_config(ipv4_address=address)}))
     container = client.containers.get(created["Id"])
     container.start()
-    host = f"tcp://{ADDRESS}:{PORT}"
+    host = f"tcp://{address}:{PORT}"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         container.reload()
         if container.status != "running":
             break
-        if procs.http_ok(f"http://{ADDRESS}:{PORT}/_ping", timeout=0.5):
+        if procs.http_ok(f"http://{address}:{PORT}/_ping", timeout=0.5):
             return host
         time.sleep(0.05)
     logs = container.logs(tail=8).decode(errors="replace").strip().splitlines()
-    remove(client)
+    remove(client, number)
     raise EngineError("The Docker-in-Docker service did not answer /_ping: " + " | ".join(logs))
 
 
@@ -262,22 +273,24 @@ def local_client() -> docker.DockerClient:
 
 
 @contextlib.contextmanager
-def service(mirror: bool = True) -> Iterator[str]:
-    """The service for the length of a ``with`` block, one at a time on this machine
-    (a lock in ``.state/``), removed afterwards whatever happened. Yields its ``DOCKER_HOST``."""
+def service(mirror: bool = True, number: int = 0) -> Iterator[str]:
+    """Service slot ``number`` for the length of a ``with`` block, one user at a time on this
+    machine (a lock in ``.state/``), removed afterwards whatever happened. Yields its
+    ``DOCKER_HOST``."""
     state = connection.STATE_DIR
     state.mkdir(parents=True, exist_ok=True)
     client = local_client()
-    with open(state / "dind.lock", "w") as lock:
+    gateway = slot(number)[2]
+    with open(state / f"dind-{number}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            host = start(client, mirror=mirror)
+            host = start(client, mirror=mirror, number=number)
             if mirror:
-                registry.ensure_front(state, sys.executable, GATEWAY)
+                registry.ensure_front(state, sys.executable, gateway)
             yield host
         finally:
-            remove(client)
-            registry.stop_front(state, GATEWAY)
+            remove(client, number)
+            registry.stop_front(state, gateway)
 
 
 def run_pass(pytest_args: list[str]) -> int:
