@@ -428,19 +428,31 @@ def join_swarm(client: docker.DockerClient, run: Run) -> bool:
             client.containers.create(BASE_IMAGE, ["true"], name=run.name("swarm-lease"),
                                      labels={**run.labels, SWARM_USER: "true"})
         if swarm_state(client) == "inactive":
-            had_gwbridge = bool(client.networks.list(names=["docker_gwbridge"]))
+            had_gwbridge = any(n.name == "docker_gwbridge" for n in client.networks.list(names=["docker_gwbridge"]))
             client.swarm.init(advertise_addr="127.0.0.1", listen_addr="127.0.0.1:2377",
                               labels={SWARM_MADE: "true", GWBRIDGE_NEW: str(not had_gwbridge).lower()})
     return swarm_state(client) == "active" and bool(client.info()["Swarm"].get("ControlAvailable"))
 
 
+_YOUNG_NETWORK_SECONDS = 600
+
+
+def _age(created: str) -> float:
+    moment = datetime.fromisoformat(created.split(".")[0].rstrip("Z")).replace(tzinfo=timezone.utc)
+    return (datetime.now(timezone.utc) - moment).total_seconds()
+
+
 def names_at_risk(client: docker.DockerClient, run: Run) -> list[str]:
-    """Others' running containers that share a user-defined network with another container.
+    """Others' running containers on user-defined networks whose names someone may need.
 
     Leaving a swarm (dockerd 20.10) wipes the embedded DNS records of every container that exists
     at that moment, on every user-defined network: afterwards they no longer find each other by
-    name. So the course leaves only when no one else's container could lose a neighbour's name.
+    name. So the course leaves only when no one else's container shares such a network with
+    another one — or sits on a young one (made in the last 10 minutes), which may get a
+    neighbour a second later.
     """
+    young = {n.name for n in client.networks.list() if _age(n.attrs.get("Created", "1970-01-01T00:00:00Z"))
+             < _YOUNG_NETWORK_SECONDS}
     members: dict[str, list[str]] = {}
     for c in client.containers.list(sparse=True):
         if c.attrs.get("Labels", {}).get(RUN) == run.id:
@@ -448,7 +460,7 @@ def names_at_risk(client: docker.DockerClient, run: Run) -> list[str]:
         for net in ((c.attrs.get("NetworkSettings") or {}).get("Networks") or {}):
             if net not in ("bridge", "host", "none"):
                 members.setdefault(net, []).append(c.attrs["Names"][0].lstrip("/"))
-    return sorted({name for names in members.values() if len(names) > 1 for name in names})
+    return sorted({name for net, names in members.items() if len(names) > 1 or net in young for name in names})
 
 
 def leave_swarm(client: docker.DockerClient, run: Run) -> bool:
@@ -475,7 +487,7 @@ def leave_swarm(client: docker.DockerClient, run: Run) -> bool:
             return True
         client.swarm.leave(force=True)
         if labels.get(GWBRIDGE_NEW) == "true":
-            for gw in client.networks.list(names=["docker_gwbridge"]):
+            for gw in [n for n in client.networks.list(names=["docker_gwbridge"]) if n.name == "docker_gwbridge"]:
                 try:
                     gw.remove()
                 except (DockerNotFound, APIError):

@@ -22,7 +22,7 @@ def _container(client: docker.DockerClient, name: str):
 def check_internal_network(client: docker.DockerClient, run: Run) -> Result:
     """Exercise 5.1: a user-defined, internal bridge network ``run.name("ex-net")`` with the run's labels."""
     name = run.name("ex-net")
-    found = client.networks.list(names=[name])
+    found = [n for n in client.networks.list(names=[name]) if n.name == name]
     if not found:
         return not_yet("5.1", f"there is no network named {name}: create it with client.networks.create(run.name('ex-net'), …).")
     net = found[0]

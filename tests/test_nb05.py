@@ -1,0 +1,218 @@
+"""Notebook 05: the networking helpers say what is wrong on bad input, the swarm is shared by
+runs and given back by the last one out, the exercise checks fail on wrong answers and pass on the
+solutions, and every CLI form of the cheat sheet runs."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from helpers import BASE_IMAGE, BadInput, NotFound, Run
+from helpers import network
+from helpers.checks import nb05
+from helpers.naming import RUN
+from helpers.pictures.topology import draw_topology, topology_table
+from tests.cheatsheet import run_cli, sheet_commands
+
+HTTPD = ["httpd", "-f", "-p", "80", "-h", "/www"]
+
+
+@pytest.fixture
+def pulled(client):
+    client.images.pull("busybox", tag="1.35")
+
+
+def sleeper(client, run, what, **kwargs):
+    return client.containers.run(BASE_IMAGE, ["sleep", "120"], name=run.name(what), labels=run.labels,
+                                 detach=True, **kwargs)
+
+
+def test_parse_links():
+    text = ("1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue qlen 1000\\    link/loopback 00:00:00:00:00:00 brd 00:00:00:00:00:00\n"
+            "212: veth74656ce@if211: <BROADCAST,MULTICAST,UP,LOWER_UP,M-DOWN> mtu 1500 qdisc noqueue master docker0 \\"
+            "    link/ether 42:b4:d2:d0:81:b8 brd ff:ff:ff:ff:ff:ff\n"
+            "5: docker0: <NO-CARRIER,BROADCAST,MULTICAST> mtu 1500 qdisc noqueue \\    link/ether 02:42:ea:f8:82:09 brd ff:ff:ff:ff:ff:ff\n")
+    lo, veth, bridge = network.parse_links(text)
+    assert (lo.index, lo.name, lo.peer, lo.master, lo.up) == (1, "lo", None, None, True)
+    assert (veth.index, veth.name, veth.peer, veth.master, veth.mac) == (212, "veth74656ce", 211, "docker0", "42:b4:d2:d0:81:b8")
+    assert veth.label == "veth74656ce@if211"
+    assert not bridge.up
+
+
+def test_bad_input_is_one_sentence(client, run, pulled):
+    with pytest.raises(BadInput, match="Container"):
+        network.links("web")
+    c = sleeper(client, run, "bad")
+    with pytest.raises(BadInput, match="non-empty"):
+        network.reaches(c, "")
+    with pytest.raises(BadInput, match="bridge"):
+        network.bridge_name(client, "host")
+    with pytest.raises(NotFound, match="no network named"):
+        network.bridge_name(client, run.name("missing"))
+    with pytest.raises(NotFound, match="not on"):
+        network.ip_in(c, "host")
+    with pytest.raises(NotFound, match="publishes no"):
+        network.host_port(c)
+    with pytest.raises(BadInput, match="not a subnet"):
+        network.create_with_subnet(client, run, "x", subnet="10.300.0.0/24")
+    with pytest.raises(BadInput, match="port"):
+        network.http_get(client, 0)
+    with pytest.raises(BadInput):
+        network.free_subnet(client, run, offset=-1)
+    with pytest.raises(BadInput, match="topology_table"):
+        draw_topology(pd.DataFrame())
+    with pytest.raises(BadInput):
+        topology_table(client, run, [], [c])
+    c.stop(timeout=0)
+    with pytest.raises(BadInput, match="start it"):
+        network.links(c)
+
+
+def test_subnets_of_two_runs_never_collide(client, pulled):
+    a, b = Run(client, "tests"), Run(client, "tests")
+    try:
+        na = network.create_with_subnet(client, a, "net")
+        nb = network.create_with_subnet(client, b, "net")
+        sa, sb = network.subnet_of(client, na), network.subnet_of(client, nb)
+        assert not sa.overlaps(sb)
+        with pytest.raises(network.SubnetTaken, match="overlaps"):
+            network.create_with_subnet(client, b, "again", subnet=str(sa))
+    finally:
+        a.cleanup()
+        b.cleanup()
+
+
+def test_veth_pairs_and_topology(client, run, pulled):
+    net = client.networks.create(run.name("net"), labels=run.labels)
+    web = client.containers.run(BASE_IMAGE, HTTPD, name=run.name("web"), labels=run.labels, detach=True,
+                                network=net.name, ports={"80/tcp": (network.publish_address(client), None)})
+    pairs = network.veth_pairs(client, run, [web])
+    assert len(pairs) == 1 and pairs[0].matches
+    assert pairs[0].host.master == network.bridge_name(client, net)
+    assert "Hello from the Docker course" in network.http_get(client, network.host_port(web))
+    topo = topology_table(client, run, [net], [web])
+    assert topo["ends match"].all() and topo["published"][0].endswith("->80/tcp")
+    assert draw_topology(topo) is not None
+
+
+def test_swarm_is_shared_and_given_back(client, pulled):
+    a, b = Run(client, "tests"), Run(client, "tests")
+    try:
+        assert network.join_swarm(client, a)
+        assert network.join_swarm(client, b)
+        assert network.leave_swarm(client, a)
+        assert network.swarm_state(client) == "active"          # b still uses it
+        assert network.leave_swarm(client, b)
+        leases = client.containers.list(all=True, filters={"label": [f"{network.SWARM_USER}=true", f"{RUN}={b.id}"]})
+        assert leases == []
+        if network.swarm_state(client) == "active":              # only when someone else still needs it
+            client.swarm.reload()
+            made = (client.swarm.attrs["Spec"].get("Labels") or {}).get(network.SWARM_MADE) == "true"
+            others = network._users(client) or network.names_at_risk(client, b) or client.networks.list(
+                filters={"driver": "overlay", "label": "org.dockercourse.managed"})
+            assert not made or others
+    finally:
+        network.leave_swarm(client, a)
+        network.leave_swarm(client, b)
+        a.cleanup()
+        b.cleanup()
+
+
+def test_check_internal_network(client, run):
+    assert not nb05.check_internal_network(client, run)
+    net = client.networks.create(run.name("ex-net"), driver="bridge", labels=run.labels)
+    assert "internal" in nb05.check_internal_network(client, run).message
+    net.remove()
+    net = client.networks.create(run.name("ex-net"), driver="bridge", internal=True)
+    assert "labels" in nb05.check_internal_network(client, run).message
+    net.remove()
+    client.networks.create(run.name("ex-net"), driver="bridge", internal=True, labels=run.labels)
+    assert nb05.check_internal_network(client, run)
+
+
+def test_check_by_name(client, run, pulled):
+    assert not nb05.check_by_name(client, run)
+    a, b = sleeper(client, run, "ex-a"), sleeper(client, run, "ex-b")
+    result = nb05.check_by_name(client, run)
+    assert not result and "default bridge" in result.message
+    net = client.networks.create(run.name("ex-net"), labels=run.labels)
+    net.connect(a)
+    net.connect(b)
+    assert nb05.check_by_name(client, run)
+
+
+def test_check_published(client, run, pulled):
+    assert not nb05.check_published(client, run, 8080)
+    plain = client.containers.run(BASE_IMAGE, HTTPD, name=run.name("ex-web"), labels=run.labels, detach=True)
+    assert "not published" in nb05.check_published(client, run, 8080).message
+    plain.remove(force=True)
+    web = client.containers.run(BASE_IMAGE, HTTPD, name=run.name("ex-web"), labels=run.labels, detach=True,
+                                ports={"80/tcp": (network.publish_address(client), None)})
+    port = network.host_port(web)
+    assert not nb05.check_published(client, run, str(port))           # wrong type
+    assert not nb05.check_published(client, run, 80)                  # the container's port, not the host's
+    assert nb05.check_published(client, run, port)
+
+
+def test_check_host_end(client, run, pulled):
+    assert not nb05.check_host_end(client, run, "veth0000000")
+    a = sleeper(client, run, "ex-a")
+    assert not nb05.check_host_end(client, run, "eth0")
+    assert not nb05.check_host_end(client, run, None)
+    eth0 = next(link for link in network.links(a) if link.name == "eth0")
+    host = next(link for link in network.host_links(client, run) if link.index == eth0.peer)
+    assert nb05.check_host_end(client, run, host.name)
+    assert nb05.check_host_end(client, run, host.label)               # "veth…@ifN" is accepted too
+
+
+def test_cheat_sheet_runs(client, run, pulled):
+    commands = sheet_commands("05_networking.ipynb")
+    assert any("network connect" in c for c in commands) and any("disconnect -f" in c for c in commands)
+    subnet = network.free_subnet(client, run)
+    subs = {"NET": run.name("net"), "NET2": run.name("net2"), "NAME": run.name("c"), "PUB": run.name("pub"),
+            "OV": run.name("ov"), "MV": run.name("mv"), "SUBNET": str(subnet),
+            "GATEWAY": str(next(subnet.hosts()))}
+    label = f"--label org.dockercourse.managed=true --label org.dockercourse.run={run.id}"
+    swarm = [c for c in commands if c.startswith("docker swarm") or " OV" in c]
+    for command in commands:
+        if command in swarm:
+            continue
+        if command.startswith("docker network create"):
+            command = command.replace("docker network create", f"docker network create {label}")
+        if command.startswith("docker run"):
+            command = command.replace("docker run", f"docker run {label}", 1)
+        if "PARENT" in command:
+            subs["PARENT"] = network.bridge_name(client, subs["NET"])
+        out = run_cli(command, subs)
+        if command.startswith("docker port"):
+            assert out.stdout.startswith("127.0.0.1:")
+        if "--network none" in command:
+            assert "eth0" not in out.stdout
+        if "--network host" in command:
+            assert "docker0" in out.stdout
+    # the swarm part: run the CLI for real only when nobody else uses or could be hurt by a swarm
+    lease = Run(client, "tests", id=run.id)
+    with network._SwarmLock(client):
+        own = (network.swarm_state(client) == "inactive" and not network._users(client)
+               and not network.names_at_risk(client, run))
+        if own:
+            for command in swarm[:1]:
+                run_cli(command, subs)
+    if not own:
+        network.join_swarm(client, lease)
+        out = run_cli(swarm[0], subs, check=False)
+        assert out.returncode == 0 or "already part of a swarm" in out.stderr
+    try:
+        run_cli(f"docker network create {label} -d overlay --attachable {subs['OV']}")
+        run_cli("docker network rm OV", subs)
+    finally:
+        if own:
+            with network._SwarmLock(client):
+                if network.names_at_risk(client, run) or network._users(client):
+                    client.swarm.reload()   # someone came meanwhile: hand the swarm to the last one out
+                    client.swarm.update(labels={network.SWARM_MADE: "true", network.GWBRIDGE_NEW: "false"})
+                else:
+                    run_cli("docker swarm leave --force")
+        else:
+            network.leave_swarm(client, lease)
+    assert "docker swarm leave --force" in swarm
