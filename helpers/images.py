@@ -21,7 +21,7 @@ from typing import Any
 import docker
 import pandas as pd
 
-from .errors import BadInput
+from .errors import BadInput, ImageNotAvailable
 from .naming import NAMESPACE
 from .tables import IMAGE_FIELDS, attrs, inspect_table, short_id
 
@@ -57,6 +57,8 @@ def search(client: docker.DockerClient, term: str, limit: int | None = None,
            filters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
     """``docker search [--limit N] [-f KEY=VALUE …] TERM``: the daemon's answer, filters applied
     by the daemon. ``filters`` like ``{"is-official": True, "stars": 10}``."""
+    if not isinstance(term, str) or not term.strip():
+        raise BadInput(f"{term!r} is not a search term: pass a word such as 'busybox' (see search_term).")
     unknown = sorted(set(filters or {}) - set(SEARCH_FILTERS))
     if unknown:
         raise BadInput(f"docker search has no filter {unknown[0]!r}: use one of {', '.join(SEARCH_FILTERS)}.")
@@ -100,15 +102,29 @@ def search_table(results: Iterable[Mapping[str, Any]], no_trunc: bool = False) -
 def pull_events(client: docker.DockerClient, repository: str, tag: str) -> Iterator[dict[str, Any]]:
     """The decoded JSON messages of ``docker pull repository:tag`` as they arrive.
 
-    Raises :class:`BadInput` when the daemon reports an error inside the stream (docker-py
-    passes those through as ordinary messages).
+    Raises :class:`ImageNotAvailable` when the daemon refuses the pull or reports an error inside
+    the stream (docker-py passes those through as ordinary messages).
     """
-    if not tag:
+    if not isinstance(repository, str) or not repository.strip():
+        raise BadInput(f"{repository!r} is not an image repository: pass a name such as 'busybox'.")
+    if not isinstance(tag, str) or not tag.strip():
         raise BadInput("pass the tag to pull (e.g. tag='1.35'): without one docker pulls 'latest'.")
-    for event in client.api.pull(repository, tag=tag, stream=True, decode=True):
-        if "error" in event:
-            raise BadInput(f"pulling {repository}:{tag} failed: {event['error']}; check the name and tag.")
-        yield event
+    try:
+        for event in client.api.pull(repository, tag=tag, stream=True, decode=True):
+            if "error" in event:
+                raise ImageNotAvailable(f"pulling {repository}:{tag} failed ({_one_line(event['error'])}): "
+                                        "check the name and tag.")
+            yield event
+    except docker.errors.APIError as err:
+        raise ImageNotAvailable(f"pulling {repository}:{tag} failed ({_one_line(err.explanation or err)}): "
+                                "check the name and tag.") from err
+
+
+def _one_line(text: object) -> str:
+    if isinstance(text, bytes):
+        text = text.decode(errors="replace")
+    line = " ".join(str(text).split())
+    return line if len(line) <= 200 else line[:199] + "…"
 
 
 LAYER_COLUMNS = ("LAYER", "LAST STATUS", "BYTES")

@@ -12,7 +12,7 @@ import pytest
 
 from helpers import BASE_IMAGE
 from helpers.checks import nb01
-from helpers.errors import BadInput, CourseError, NotFound
+from helpers.errors import BadInput, CourseError, ImageNotAvailable, NotFound
 from helpers.images import (inspect_summary, layer_progress, mirror_host, pull_events, pull_summary,
                             refusal, removal_table, search, search_table, search_term, tar_contents,
                             truncate)
@@ -68,10 +68,11 @@ def test_search_filters_are_applied_by_the_daemon(client):
 
 
 @pytest.mark.parametrize("kwargs", [{"filters": {"official": True}}, {"limit": 0}, {"limit": 101},
-                                    {"limit": "2"}, {"limit": True}])
+                                    {"limit": "2"}, {"limit": True}, {"term": ""}, {"term": 3}])
 def test_search_rejects_bad_options(client, kwargs):
+    kwargs = {"term": "busybox", **kwargs}
     with pytest.raises(BadInput) as err:
-        search(client, "busybox", **kwargs)
+        search(client, **kwargs)
     one_sentence(err.value)
 
 
@@ -139,8 +140,9 @@ def test_pull_events_real_and_bad(client, base):
     assert pull_summary(events)[-1] == "Status: Image is up to date for busybox:1.35"
     with pytest.raises(BadInput):
         list(pull_events(client, "busybox", ""))
-    with pytest.raises((BadInput, docker.errors.APIError)):
+    with pytest.raises(ImageNotAvailable) as err:
         list(pull_events(client, "busybox", "no-such-tag-in-the-course"))
+    one_sentence(err.value)
 
 
 # --- rmi, tar, inspect ------------------------------------------------------------------------
