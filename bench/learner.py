@@ -72,7 +72,10 @@ def _options(cell: Any) -> dict[str, bool]:
     return options
 
 
-def run_notebook(path: Path, patterns: dict[str, str], timeout: float = 600) -> dict[str, Any]:
+CELL_TIMEOUT = float(os.environ.get("COURSE_CELL_TIMEOUT", "300"))
+
+
+def run_notebook(path: Path, patterns: dict[str, str], timeout: float = CELL_TIMEOUT) -> dict[str, Any]:
     """Execute one notebook in a fresh kernel; the cells whose outputs differ or that raised."""
     import nbformat
     from nbclient import NotebookClient

@@ -249,8 +249,15 @@ def main(argv: list[str] | None = None) -> int:
 
     client = connect()
     results: dict[str, Any] = {"machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    def save() -> None:  # after every part, so a long run that is stopped keeps what it measured
+        (args.out / "results.json").write_text(json.dumps(results, indent=1))
+
     results["serial"] = serial(client)
+    save()
     results["parallel"] = parallel()
+    save()
     say("overhead: the same operations by a plain docker-py script")
     ops = Counter(results["serial"]["operations"])
     bare = bare_replay(client, ops)
@@ -260,12 +267,13 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_clone:
         from helpers.connection import COURSE_SOCKET
         results["fresh_clone"] = fresh_clone(os.environ.get("DOCKER_HOST") or COURSE_SOCKET)
+        save()
     if args.learners > 0:
         say(f"classroom: {args.learners} learners run the whole course at once")
         results["classroom"] = classroom(args.learners)
     results["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps(results, indent=1))
+    results["machine"]["load_after"] = os.getloadavg()[0]
+    save()
     plot(results, args.out / "results.png")
     print(table(results))
     failed = results["serial"]["failures"] or (results.get("classroom") or {}).get("failures")
