@@ -14,7 +14,9 @@ from helpers.naming import MANAGED, RUN_TAG
 
 def leftovers() -> list[str]:
     client = connect()
-    found = [f"container {c.name}" for c in client.containers.list(all=True, filters={"label": MANAGED})]
+    # sparse listings: no per-object inspect that could 404 when another run removes it meanwhile
+    found = [f"container {c.attrs['Names'][0].lstrip('/')}"
+             for c in client.containers.list(all=True, sparse=True, filters={"label": MANAGED})]
     found += [f"network {n.name}" for n in client.networks.list(filters={"label": MANAGED})]
     found += [f"volume {v.name}" for v in client.volumes.list(filters={"label": MANAGED})]
     found += [f"image {i.short_id} ({', '.join(i.tags) or 'untagged'})"
