@@ -31,6 +31,8 @@ import fcntl
 import hashlib
 import io
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -68,6 +70,9 @@ SERVICE_LABEL = "org.dockercourse.service"
 PROGRAMS = ["/usr/sbin/dockerd", "/usr/bin/containerd", "/usr/bin/containerd-shim-runc-v2",
             "/usr/sbin/runc", "/usr/sbin/docker-proxy", "/usr/bin/docker-init",
             "/usr/sbin/xtables-nft-multi", "/usr/bin/ps", "/bin/busybox"]
+DEBIAN_PACKAGES = {"/usr/bin/ps": "procps", "/bin/busybox": "busybox-static",
+                   "/usr/sbin/xtables-nft-multi": "iptables", "/usr/bin/containerd": "containerd",
+                   "/usr/bin/containerd-shim-runc-v2": "containerd", "/usr/sbin/runc": "runc"}
 IPTABLES_LINKS = ["iptables", "iptables-save", "iptables-restore",
                   "ip6tables", "ip6tables-save", "ip6tables-restore"]
 XTABLES_PLUGINS = Path("/usr/lib/x86_64-linux-gnu/xtables")
@@ -120,10 +125,16 @@ def _libraries(binaries: list[Path]) -> set[str]:
 
 def rootfs_files() -> dict[str, Path]:
     """The image's files: path inside the image -> file on this machine (read through links)."""
-    missing = [p for p in PROGRAMS if not Path(p).exists()]
-    if missing:
-        raise EngineError(f"{', '.join(missing)} missing: install Debian's docker.io, iptables, procps "
-                          "and busybox-static (./course engine start does) and run this again.")
+    missing = sorted({DEBIAN_PACKAGES.get(p, "docker.io") for p in PROGRAMS if not Path(p).exists()})
+    if missing:   # a fresh machine: Debian's packages, as ./course engine start installs its own
+        if shutil.which("apt-get") is None or os.geteuid() != 0:
+            raise EngineError(f"Debian's {', '.join(missing)} missing: install them (apt-get install "
+                              f"{' '.join(missing)}) and run this again.")
+        say(f"installing Debian packages for the Docker-in-Docker image: {' '.join(missing)}")
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        for argv in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", *missing]):
+            if subprocess.run(argv, env=env, capture_output=True).returncode != 0:
+                raise EngineError(f"`{' '.join(argv)}` failed: install {' '.join(missing)} by hand.")
     plugins = sorted(XTABLES_PLUGINS.glob("*.so")) if XTABLES_PLUGINS.is_dir() else []
     files: dict[str, Path] = {p.lstrip("/"): Path(p) for p in PROGRAMS}
     for lib in _libraries([Path(p) for p in PROGRAMS] + plugins):
@@ -325,6 +336,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "pass":
+            # ./course stops a pass with SIGTERM: leave through `finally`, removing the service
+            signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
             extra = args.pytest_args[1:] if args.pytest_args[:1] == ["--"] else args.pytest_args
             return run_pass(extra)
         client = local_client()
