@@ -90,6 +90,9 @@ def start_dockerd() -> docker.DockerClient:
             "--data-root", str(state / "docker"),
             "--exec-root", str(exec_root()),
             "--pidfile", str(state / "docker.pid"),
+            # an explicit docker0 address: a first start otherwise leaves the default bridge's
+            # IPAM config without its Gateway, which notebook 05 reads
+            "--bip", "172.17.0.1/16",
             "--registry-mirror", f"http://{registry.front_address()}"]
     say(f"starting the course's Docker engine (log: {log})")
     proc = procs.spawn(argv, log)
