@@ -146,14 +146,14 @@ class MemorySampler(threading.Thread):
         super().__init__(daemon=True)
         self.interval, self.baseline = interval, memory_used()
         self.peak = self.baseline
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def run(self) -> None:
-        while not self._stop.wait(self.interval):
+        while not self._halt.wait(self.interval):
             self.peak = max(self.peak, memory_used())
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join()
         self.peak = max(self.peak, memory_used())
 
