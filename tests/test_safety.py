@@ -28,7 +28,8 @@ LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 
 PRIVILEGED = re.compile(r"privileged\s*=\s*True|--privileged\b")
 SOCKET = re.compile(r"docker\.sock")
-ALL_INTERFACES = re.compile(r"0\.0\.0\.0|publish_all_ports\s*=\s*True|(?<![\w-])-P\b|--publish-all\b")
+# (0.0.0.0 itself is judged where it binds: ports= values and -p; a cell may compare against it)
+ALL_INTERFACES = re.compile(r"publish_all_ports\s*=\s*True|(?<![\w-])-P\b|--publish-all\b")
 # -p / --publish followed by [hostport:]containerport with no host IP in front
 CLI_PORT = re.compile(r"(?:(?<![\w-])-p|--publish)[ =]['\"]?(?P<spec>[^\s'\"]+)")
 QUOTES = re.compile(r"^[bfrBFRuU]*(\"\"\"|\'\'\'|\"|\')|(\"\"\"|\'\'\'|\"|\')$")
@@ -73,6 +74,8 @@ def _without_comments(source: str) -> str:
 
 def _host_ok(host: str) -> bool:
     host = host.strip("[]")
+    if host in ("0.0.0.0", "::"):
+        return False
     if host in LOOPBACK or host.startswith("127.") or host == "":
         return True
     try:
@@ -188,6 +191,7 @@ BAD = [
     'subprocess.run("docker run --publish=0.0.0.0:8080:80 busybox:1.35", shell=True)',
     'urllib.request.urlopen("http://example.com/")',
     'urllib.request.urlopen("https://8.8.8.8/")',
+    'urllib.request.urlopen("http://0.0.0.0:8080/")',
     'c.exec_run("wget -qO- http://registry-1.docker.io/v2/")',
 ]
 
@@ -204,6 +208,7 @@ GOOD = [
     'c.exec_run("wget -qO- http://172.18.0.2/")',
     '# privileged=True would fail here anyway (see the notes); http://example.com',
     'top = container.top(ps_args="-p 1")',
+    'print("not on every interface:", binding["HostIp"] != "0.0.0.0")',
 ]
 
 
