@@ -78,9 +78,14 @@ def test_images_table_dangling_and_base(client, run, images):
 @pytest.mark.parametrize("which", ["layered", "base"])
 def test_inspect_table_matches_docker_image_inspect(client, images, which):
     image = images[which]
+    image.reload()
     cli = json.loads(run_cli(f"docker image inspect {image.id}").stdout)[0]
     table = inspect_table(image)
-    assert dict(zip(table["field"], table["value"])) == flatten(cli)
+    ours, theirs = dict(zip(table["field"], table["value"])), flatten(cli)
+    if which == "base":  # other runs tag and untag busybox:1.35 meanwhile: its names may change
+        assert BASE_IMAGE in image.tags and BASE_IMAGE in cli["RepoTags"]
+        ours, theirs = ({k: v for k, v in d.items() if not k.startswith("RepoTags")} for d in (ours, theirs))
+    assert ours == theirs
     assert json.loads(run_cli(f"docker inspect {image.id}").stdout)[0] == cli     # the same document
     summary = inspect_table(image, ["Id", "RepoTags", "Size", "Config.Cmd", "RootFS.Layers"], only_first=True)
     values = dict(zip(summary["field"], summary["value"]))
