@@ -2,7 +2,7 @@
 
 :class:`StateLog` is the table that grows through notebook 02: after every command, ``record``
 asks the daemon for the container's state (created → running → paused → … → removed) and adds a
-row. :func:`container_events` reads what the daemon itself logged about one container
+row. :class:`EventRecorder` follows what the daemon itself logs about the run's containers
 (``docker events``), and :func:`state_walk` replays those events through the state machine, so the
 lifecycle picture shows what really happened, not what we meant to do.
 
@@ -107,7 +107,12 @@ class StateLog:
 def container_events(client: docker.DockerClient, container_id: str, since: float,
                      until: float | None = None) -> list[dict[str, Any]]:
     """The daemon's lifecycle events for one container between ``since`` and ``until`` (epoch
-    seconds on the daemon's clock; ``until`` defaults to now), oldest first."""
+    seconds on the daemon's clock; ``until`` defaults to now), oldest first — ``docker events
+    --since … --until …``.
+
+    The daemon replays only its last 256 events this way: on a busy daemon use
+    :class:`EventRecorder`, which follows the stream live and misses nothing.
+    """
     if not isinstance(container_id, str) or not re.fullmatch(r"[0-9a-f]{12,64}", container_id):
         raise BadInput("container_id should be a container's full id (container.id), not a name.")
     if until is None:
@@ -115,6 +120,75 @@ def container_events(client: docker.DockerClient, container_id: str, since: floa
     events = client.events(since=since, until=until, filters={"container": container_id, "type": "container"},
                            decode=True)
     return [e for e in events if e.get("Action") in LIFECYCLE_ACTIONS]
+
+
+class EventRecorder:
+    """Follows the daemon's event stream (``docker events``) from now on, in a background thread.
+
+    Why not read the past with ``docker events --since … --until …``? The daemon keeps only its last
+    256 events in memory for that; on a busy daemon (a class sharing one) a container's early events
+    are gone a few seconds later. A live subscription misses nothing. Filters as in ``docker events
+    --filter`` (``run.filters`` selects this run's containers); only container events are kept.
+
+    >>> recorder = EventRecorder(client, run.filters)            # doctest: +SKIP
+    >>> events = recorder.wait_for(container.id, "destroy")      # doctest: +SKIP
+    """
+
+    def __init__(self, client: docker.DockerClient, filters: dict[str, str] | None = None) -> None:
+        if filters is not None and not isinstance(filters, dict):
+            raise BadInput("filters should be a dict like run.filters ({'label': 'key=value'}), or None.")
+        self.events: list[dict[str, Any]] = []
+        self._changed = threading.Condition()
+        self._closed = False
+        # since=now: the daemon replays what happened between this call and its subscription
+        self._stream = client.events(since=daemon_time(client), decode=True,
+                                     filters={**(filters or {}), "type": "container"})
+        self._thread = threading.Thread(target=self._pump, name="event-recorder", daemon=True)
+        self._thread.start()
+
+    def _pump(self) -> None:
+        try:
+            for event in self._stream:
+                with self._changed:
+                    self.events.append(event)
+                    self._changed.notify_all()
+        finally:
+            with self._changed:
+                self._closed = True
+                self._changed.notify_all()
+
+    def of(self, container_id: str) -> list[dict[str, Any]]:
+        """The lifecycle events of one container received so far, oldest first."""
+        if not isinstance(container_id, str) or not re.fullmatch(r"[0-9a-f]{12,64}", container_id):
+            raise BadInput("container_id should be a container's full id (container.id), not a name.")
+        with self._changed:
+            return [e for e in self.events if e.get("id", "").startswith(container_id)
+                    and e.get("Action") in LIFECYCLE_ACTIONS]
+
+    def wait_for(self, container_id: str, action: str, count: int = 1, timeout: float = 30.0) -> list[dict[str, Any]]:
+        """Block until ``count`` events ``action`` of the container have arrived; return its events.
+
+        The daemon logs a command's last event before answering it, but the stream brings it a
+        moment later: wait for ``stop`` after ``container.stop()``, ``destroy`` after ``remove()``.
+        """
+        if action not in LIFECYCLE_ACTIONS:
+            raise BadInput(f"{action!r} is not a lifecycle event: use one of {', '.join(LIFECYCLE_ACTIONS)}.")
+
+        def arrived() -> bool:
+            return self._closed or sum(e["Action"] == action for e in self.of(container_id)) >= count
+
+        with self._changed:
+            self._changed.wait_for(arrived, timeout=timeout)
+        found = self.of(container_id)
+        if sum(e["Action"] == action for e in found) < count:
+            raise CourseError(f"{count} {action!r} event(s) of {container_id[:12]} did not arrive within "
+                              f"{timeout:g} s: did the command really run (and the recorder start before it)?")
+        return found
+
+    def close(self) -> None:
+        """Stop following the stream (the events received so far stay in ``.events``)."""
+        self._stream.close()
+        self._thread.join(timeout=5)
 
 
 def state_walk(events: list[dict[str, Any]]) -> pd.DataFrame:

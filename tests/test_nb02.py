@@ -15,8 +15,8 @@ from matplotlib.figure import Figure  # noqa: E402
 from helpers import BASE_IMAGE  # noqa: E402
 from helpers.checks import nb02  # noqa: E402
 from helpers.errors import BadInput, CourseError  # noqa: E402
-from helpers.lifecycle import (POLITE_COMMAND, StateLog, container_events, daemon_time, parse_time,  # noqa: E402
-                               split_timestamps, state_walk, wait_for_log)
+from helpers.lifecycle import (POLITE_COMMAND, EventRecorder, StateLog, container_events,  # noqa: E402
+                               parse_time, split_timestamps, state_walk, wait_for_log)
 from helpers.pictures.lifecycle import draw_lifecycle  # noqa: E402
 from helpers.widgets.lifecycle_panel import LifecyclePanel  # noqa: E402
 from tests.cheatsheet import run_cli, sheet_commands  # noqa: E402
@@ -60,7 +60,7 @@ def test_state_log_follows_the_daemon(client, run, pulled):
 
 
 def test_events_replayed_through_the_state_machine(client, run, pulled):
-    since = daemon_time(client)
+    recorder = EventRecorder(client, run.filters)
     c = client.containers.run(BASE_IMAGE, POLITE_COMMAND, detach=True, name=run.name("walk"), labels=run.labels)
     wait_for_log(c, "started")
     c.pause()
@@ -70,7 +70,8 @@ def test_events_replayed_through_the_state_machine(client, run, pulled):
     c.rename(run.name("walked"))
     c.stop(timeout=1)
     c.remove()
-    walk = state_walk(container_events(client, c.id, since))
+    walk = state_walk(recorder.wait_for(c.id, "destroy"))
+    recorder.close()
     assert walk["action"].tolist() == ["create", "start", "pause", "unpause", "kill", "die", "stop", "start",
                                        "restart", "rename", "kill", "die", "stop", "destroy"]
     assert walk["to"].tolist()[-1] == "removed"
@@ -79,7 +80,15 @@ def test_events_replayed_through_the_state_machine(client, run, pulled):
     fig = draw_lifecycle(walk)
     assert isinstance(fig, Figure)
     with pytest.raises(BadInput):
-        container_events(client, run.name("walk"), since)        # a name, not an id
+        recorder.of(run.name("walk"))                             # a name, not an id
+    with pytest.raises(BadInput):
+        recorder.wait_for(c.id, "explode")
+    with pytest.raises(CourseError, match="did not arrive"):
+        recorder.wait_for(c.id, "pause", count=2, timeout=0.2)   # closed: returns at once, says so
+    with pytest.raises(BadInput):
+        EventRecorder(client, "label=x")
+    with pytest.raises(BadInput):
+        container_events(client, run.name("walk"), 0)
     with pytest.raises(BadInput):
         draw_lifecycle(pd.DataFrame({"x": [1]}))
     with pytest.raises(BadInput):
@@ -192,44 +201,41 @@ def test_check_paused(client, run, pulled):
 
 
 def test_check_renamed(client, run, pulled):
-    assert not nb02.check_renamed(client, run)
-    made = client.containers.run(BASE_IMAGE, ["sleep", "60"], detach=True, name=run.name("final"), labels=run.labels)
-    assert "never called" in nb02.check_renamed(client, run).message        # created, not renamed
-    made.remove(force=True)
-    other = client.containers.run(BASE_IMAGE, ["sleep", "60"], detach=True, name=run.name("other"), labels=run.labels)
-    other.rename(run.name("final"))
-    assert not nb02.check_renamed(client, run)                               # renamed from the wrong one
-    other.remove(force=True)
     draft = client.containers.run(BASE_IMAGE, ["sleep", "60"], detach=True, name=run.name("draft"), labels=run.labels)
+    assert "no container" in nb02.check_renamed(client, run, draft).message   # not renamed yet
+    assert "pass the draft" in nb02.check_renamed(client, run, "draft").message
+    made = client.containers.run(BASE_IMAGE, ["sleep", "60"], detach=True, name=run.name("final"), labels=run.labels)
+    assert "another container" in nb02.check_renamed(client, run, draft).message   # created, not renamed
+    made.remove(force=True)
     draft.rename(run.name("final"))
-    assert nb02.check_renamed(client, run)                                   # the solution
+    assert nb02.check_renamed(client, run, draft)                                # the solution
 
 
 def test_check_polite_stop(client, run, pulled):
-    assert not nb02.check_polite_stop(client, run)
+    assert "no container" in nb02.check_polite_stop(client, run).message
     c = client.containers.create(BASE_IMAGE, POLITE_COMMAND, name=run.name("polite"), labels=run.labels)
-    assert "never started" in nb02.check_polite_stop(client, run).message
-    c.start()
-    assert "stop it" in nb02.check_polite_stop(client, run).message
-    c.remove(force=True)
-    c = client.containers.run(BASE_IMAGE, ["sleep", "60"], detach=True, name=run.name("polite"), labels=run.labels)
-    c.stop(timeout=1)
-    assert "killed after the timeout" in nb02.check_polite_stop(client, run).message   # ignored TERM: 137
+    assert "is created: start it" in nb02.check_polite_stop(client, run).message
     c.remove()
-    c = client.containers.run(BASE_IMAGE, ["true"], detach=True, name=run.name("polite"), labels=run.labels)
-    c.wait()
-    assert "never stopped" in nb02.check_polite_stop(client, run).message   # ended by itself
+
+    def polite(command, ready="ready"):
+        c = client.containers.run(BASE_IMAGE, command, detach=True, name=run.name("polite"), labels=run.labels)
+        if ready:
+            wait_for_log(c, ready)
+        return c
+
+    c = polite(["sleep", "60"], ready=None)
+    assert "killed after 1 s (exit code 137)" in nb02.check_polite_stop(client, run).message   # ignored TERM
+    assert "is exited: start it" in nb02.check_polite_stop(client, run).message
     c.remove()
-    c = client.containers.run(BASE_IMAGE, ["sh", "-c", 'trap "exit 5" TERM; echo ready; sleep 60 & wait'],
-                              detach=True, name=run.name("polite"), labels=run.labels)
-    wait_for_log(c, "ready")
-    c.stop(timeout=1)
+    polite(["sh", "-c", 'trap "exit 5" TERM; echo ready; sleep 60 & wait'])
     assert "exited 5" in nb02.check_polite_stop(client, run).message
+    client.containers.get(run.name("polite")).remove()
+    c = client.containers.run(BASE_IMAGE, ["sh", "-c", "echo ready; exec sleep 60"], detach=True, init=True,
+                              name=run.name("polite"), labels=run.labels)
+    wait_for_log(c, "ready")                                                 # the init is up
+    assert "exit code 143" in nb02.check_polite_stop(client, run).message      # died of TERM, no handler
     c.remove()
-    c = client.containers.run(BASE_IMAGE, ["sh", "-c", 'trap "exit 0" TERM; echo ready; sleep 60 & wait'],
-                              detach=True, name=run.name("polite"), labels=run.labels)
-    wait_for_log(c, "ready")
-    c.stop(timeout=1)
+    polite(["sh", "-c", 'trap "exit 0" TERM; echo ready; sleep 60 & wait'])
     assert nb02.check_polite_stop(client, run)                               # the solution
 
 
