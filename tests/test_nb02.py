@@ -144,16 +144,18 @@ def test_panel_buttons_drive_the_daemon(client, run, pulled):
             wait_for_log(client.containers.get(name), "started")
     panel.buttons["pause"].click()                                   # already paused
     assert panel.message.value.count(".") == 1 and "Cannot pause" in panel.message.value
+    assert "press unpause first" in panel.message.value
     assert "Traceback" not in panel.message.value
     panel.buttons["unpause"].click()
     assert _status(client, name) == "running"
     panel.buttons["remove"].click()                                  # running: refused
-    assert "stop it first" in panel.message.value and _status(client, name) == "running"
+    assert "press stop first" in panel.message.value and _status(client, name) == "running"
     panel.buttons["stop"].click()
     assert _status(client, name) == "exited"
     assert "got SIGTERM, bye" in panel.logs.value
     panel.buttons["pause"].click()
-    assert "it is exited" in panel.message.value and _status(client, name) == "exited"
+    assert "it is exited" in panel.message.value and "press start first" in panel.message.value
+    assert _status(client, name) == "exited"
     panel.buttons["restart"].click()
     assert _status(client, name) == "running"
     wait_for_log(client.containers.get(name), "started", count=2)

@@ -26,15 +26,28 @@ from ..naming import Run
 
 ACTIONS = ("create", "start", "pause", "unpause", "stop", "restart", "rename", "remove")
 
-#: In which states each command makes sense, and what to do otherwise.
+#: In which states each command makes sense.
 NEEDS = {
-    "start": ({"created", "exited"}, "press stop first, or restart"),
-    "pause": ({"running"}, "start it first"),
-    "unpause": ({"paused"}, "pause it first"),
-    "stop": ({"running", "paused", "restarting"}, "it is not running, so there is nothing to stop"),
-    "restart": ({"created", "running", "exited", "paused"}, "create it first"),
-    "remove": ({"created", "exited"}, "stop it first (docker rm refuses a running container without -f)"),
+    "start": {"created", "exited"},
+    "pause": {"running"},
+    "unpause": {"paused"},
+    "stop": {"running", "paused", "restarting"},
+    "restart": {"created", "running", "exited", "paused"},
+    "remove": {"created", "exited"},
 }
+
+
+def hint(action: str, state: str) -> str:
+    """What to press instead, when ``action`` is refused in ``state``."""
+    if state == "paused":
+        return "press unpause first"
+    if state == "running" and action == "unpause":
+        return "it is not paused, so there is nothing to unpause"
+    if state == "running":
+        return "press stop first" + (" (docker rm refuses a running container without -f)" if action == "remove" else "")
+    if action == "stop":
+        return "it is not running, so there is nothing to stop"
+    return "press start first"
 
 
 class LifecyclePanel:
@@ -141,10 +154,10 @@ class LifecyclePanel:
         if isinstance(err, CourseError):
             return str(err)
         state = self.current_state()
-        allowed, hint = NEEDS.get(action, (set(), ""))
+        allowed = NEEDS.get(action, set())
         if allowed and state not in allowed:
             return f"Cannot {action} {self.name}: it is {state}, and {action} needs it " \
-                   f"{' or '.join(sorted(allowed))} — {hint}."
+                   f"{' or '.join(sorted(allowed))} — {hint(action, state)}."
         if action == "rename":
             return f"Cannot rename {self.name} to {self.run.name(self.new_name.value.strip())}: " \
                    "that name is taken — choose another."
