@@ -108,6 +108,8 @@ def run_notebook(path: Path, patterns: dict[str, str], timeout: float = CELL_TIM
             if options["check"] and index not in unrun and \
                     not compare.same(coalesce_streams(cell.outputs), reference[index]):
                 detail = " ".join(str(x) for x in compare.comparison_traceback)[:300]
+                stderr = "".join(o.get("text", "") for o in cell.outputs if o.get("name") == "stderr")
+                detail += f" (stderr: {stderr[:200]!r})" if stderr else ""
                 failures.append(f"cell {index}: outputs differ: {detail}")
     return {"notebook": path.name, "seconds": round(time.monotonic() - start, 2), "failures": failures,
             "kernel_pid": kernel_pid}

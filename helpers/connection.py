@@ -30,6 +30,9 @@ DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 #: Where ``./course engine start`` puts its state (ignored by git).
 STATE_DIR = Path(os.environ.get("COURSE_STATE_DIR", Path(__file__).resolve().parent.parent / ".state"))
 COURSE_SOCKET = f"unix://{STATE_DIR / 'docker.sock'}"
+#: Seconds a call may take once connected (docker-py's default): 30 learners' kernels on one small
+#: daemon make some calls take well over 5 s (measured by ./course bench).
+CALL_TIMEOUT = 60
 
 
 @dataclass(frozen=True)
@@ -69,8 +72,9 @@ def _answers(ep: Endpoint) -> docker.DockerClient | None:
     if ep.base_url and ep.base_url.startswith("unix://") and not Path(ep.base_url[7:]).exists():
         return None
     try:
-        client = _client(ep, timeout=5)
+        client = _client(ep, timeout=5)  # a quick answer to the ping...
         client.ping()
+        client.api.timeout = CALL_TIMEOUT  # ...but a busy daemon (a whole class on it) may take longer
         return client
     except (DockerException, OSError):
         return None
