@@ -36,6 +36,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import docker
+
 from bench.learner import ROOT, classroom, course_notebooks
 
 HERE = Path(__file__).resolve().parent
@@ -103,35 +105,41 @@ def operations_of(events: list[dict], kernel_pids: set[int]) -> Counter:
 
 
 def bare_replay(client, counts: Counter) -> float:  # noqa: ANN001
-    """The same numbers of operations done by a plain docker-py script: its wall time."""
-    image = "busybox:1.35"
-    label = {"org.dockercourse.managed": "true", "org.dockercourse.run": "bare00"}
-    start = time.monotonic()
-    created = []
-    for i in range(counts["container create"]):
-        created.append(client.containers.create(image, ["sleep", "30"], name=f"dc-bare00-c{i}", labels=label))
-    started = created[:counts["container start"]]
-    for c in started:
-        c.start()
-    for _ in range(counts["container exec_start"] if started else 0):
-        started[0].exec_run(["true"])
-    nets = [client.networks.create(f"dc-bare00-n{i}", labels=label) for i in range(counts["network create"])]
-    for i in range(counts["network connect"]):
-        if nets and started:
+    """The same numbers of operations done by a plain docker-py script: its wall time.
+
+    Its objects carry a Run's names and labels (so the reaper removes them if the bench is
+    killed); the timed part is plain docker-py calls.
+    """
+    from helpers.naming import Run
+
+    run = Run(client, "bench")
+    try:
+        start = time.monotonic()
+        created = [client.containers.create("busybox:1.35", ["sleep", "600"], name=run.name(f"c{i}"),
+                                            labels=run.labels) for i in range(counts["container create"])]
+        started = created[:counts["container start"]]
+        for c in started:
+            c.start()
+        for _ in range(counts["container exec_start"] if started else 0):
+            started[0].exec_run(["true"])
+        nets = [client.networks.create(run.name(f"n{i}"), labels=run.labels) for i in range(counts["network create"])]
+        for i in range(counts["network connect"] if nets and started else 0):
             try:
                 nets[i % len(nets)].connect(started[i % len(started)])
-            except Exception:  # noqa: BLE001 — already connected: the operation was still made
+            except docker.errors.APIError:  # already connected: the operation was still made
                 pass
-    base = client.images.get(image)
-    for i in range(counts["image tag"]):
-        base.tag(f"dc-bare00-img{i}", "v1")
-    for i in range(counts["image tag"]):
-        client.images.remove(f"dc-bare00-img{i}:v1")
-    for c in created:
-        c.remove(force=True)
-    for n in nets:
-        n.remove()
-    return time.monotonic() - start
+        base = client.images.get("busybox:1.35")
+        for i in range(counts["image tag"]):
+            base.tag(run.name(f"img{i}"), "v1")
+        for i in range(counts["image tag"]):
+            client.images.remove(run.image(f"img{i}"))
+        for c in created:
+            c.remove(force=True)
+        for n in nets:
+            n.remove()
+        return time.monotonic() - start
+    finally:
+        run.cleanup()
 
 
 # --- the parts ----------------------------------------------------------------------------------------

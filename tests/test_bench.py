@@ -31,8 +31,8 @@ def test_bare_replay_leaves_nothing(client):
     ops = Counter({"container create": 2, "container start": 1, "container exec_start": 1, "network create": 1,
                    "network connect": 1, "image tag": 1})
     assert bare_replay(client, ops) > 0
-    assert client.containers.list(all=True, filters={"label": "org.dockercourse.run=bare00"}) == []
-    assert client.networks.list(filters={"label": "org.dockercourse.run=bare00"}) == []
+    assert client.containers.list(all=True, filters={"label": "org.dockercourse.topic=bench"}) == []
+    assert client.networks.list(filters={"label": "org.dockercourse.topic=bench"}) == []
 
 
 def test_table_and_plot(tmp_path):
