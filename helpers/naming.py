@@ -130,24 +130,26 @@ def remove_objects(client: docker.DockerClient, filters: dict[str, str], tag_pre
     Objects that vanish meanwhile (another clean-up got there first) are not an error.
     """
     removed = {"containers": 0, "networks": 0, "volumes": 0, "images": 0, "files": 0}
-    for c in client.containers.list(all=True, filters=filters):
-        if _gone_ok(lambda: c.remove(force=True, v=True)):
+    api = client.api  # raw listings: no per-object inspect that another clean-up could race into a 404
+    for c in api.containers(all=True, filters=filters):
+        if _gone_ok(lambda: api.remove_container(c["Id"], force=True, v=True)):
             removed["containers"] += 1
-    for n in client.networks.list(filters=filters):
-        if _gone_ok(n.remove):
+    for n in api.networks(filters=filters):
+        if _gone_ok(lambda: api.remove_network(n["Id"])):
             removed["networks"] += 1
-    for v in client.volumes.list(filters=filters):
-        if _gone_ok(lambda: v.remove(force=True)):
+    for v in api.volumes(filters=filters).get("Volumes") or []:
+        if _gone_ok(lambda: api.remove_volume(v["Name"], force=True)):
             removed["volumes"] += 1
-    labelled = {i.id for i in client.images.list(all=True, filters=filters)}
-    for image in client.images.list(all=True):
-        ours = [t for t in image.tags if RUN_TAG.search(t) and _strip_registry(t).startswith(tag_prefix)]
-        if image.id in labelled and len(ours) == len(image.tags):
-            if _gone_ok(lambda: client.images.remove(image.id, force=True)):
+    labelled = {i["Id"] for i in api.images(all=True, filters=filters)}
+    for image in api.images(all=True):
+        tags = [t for t in image.get("RepoTags") or [] if t != "<none>:<none>"]
+        ours = [t for t in tags if RUN_TAG.search(t) and _strip_registry(t).startswith(tag_prefix)]
+        if image["Id"] in labelled and len(ours) == len(tags):
+            if _gone_ok(lambda: api.remove_image(image["Id"], force=True)):
                 removed["images"] += 1
             continue
         for tag in ours:
-            if _gone_ok(lambda: client.images.remove(tag)):
+            if _gone_ok(lambda: api.remove_image(tag)):
                 removed["images"] += 1
     if files is not None and files.exists():
         removed["files"] = sum(1 for p in files.rglob("*") if p.is_file() and p.name != reaper.OWNER_FILE)
