@@ -171,6 +171,8 @@ def _gone_ok(action) -> bool:
     except APIError as err:
         if err.status_code == 409 and "already in progress" in str(err):
             return False
+        if err.status_code == 409 and "dependent child images" in str(err):
+            return False  # a build's intermediate image: it goes with the last child that is removed
         raise
 
 
