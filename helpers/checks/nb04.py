@@ -57,7 +57,7 @@ def check_export(path: object) -> Result:
         return not_yet("4.2", f"{path} is not an exported container filesystem: use container.export().")
     if "www/index.html" not in names:
         return not_yet("4.2", f"{path} has no www/index.html: export the container from the exercise setup.")
-    return passed("4.2", f"{path} holds the container's whole filesystem ({len(members)} entries).")
+    return passed("4.2", f"{Path(path).name} holds the container's whole filesystem ({len(members)} entries).")
 
 
 def check_import(client: docker.DockerClient, run: Run) -> Result:
