@@ -82,6 +82,26 @@ def running_client() -> docker.DockerClient | None:
         return None
 
 
+#: A loopback port where nothing listens (discard): the proxy of an engine that stays offline.
+DEAD_PROXY = "http://127.0.0.1:9"
+
+
+def offline_env() -> dict[str, str]:
+    """dockerd's environment: offline by construction unless ``COURSE_ALLOW_HUB=1``.
+
+    With a mirror, dockerd still falls back to Docker Hub for what the mirror lacks (a mistyped
+    tag, say). Sending everything but local addresses through a proxy on a dead loopback port
+    makes that fallback fail at once, on this machine: no DNS query, no packet leaves.
+    """
+    env = dict(os.environ)
+    if env.get("COURSE_ALLOW_HUB") == "1":
+        return env
+    local = "127.0.0.0/8,localhost,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16"
+    env.update(HTTP_PROXY=DEAD_PROXY, HTTPS_PROXY=DEAD_PROXY, NO_PROXY=local,
+               http_proxy=DEAD_PROXY, https_proxy=DEAD_PROXY, no_proxy=local)
+    return env
+
+
 def start_dockerd() -> docker.DockerClient:
     state = state_dir()
     log = state / "dockerd.log"
@@ -95,7 +115,8 @@ def start_dockerd() -> docker.DockerClient:
             "--bip", "172.17.0.1/16",
             "--registry-mirror", f"http://{registry.front_address()}"]
     say(f"starting the course's Docker engine (log: {log})")
-    proc = procs.spawn(argv, log)
+    log.unlink(missing_ok=True)  # one log per start: it shows what this engine did, nothing older
+    proc = procs.spawn(argv, log, env=offline_env())
     procs.wait_until(lambda: running_client() is not None, "the course's Docker engine", log,
                      timeout=60, proc=proc)
     client = running_client()

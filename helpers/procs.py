@@ -43,11 +43,12 @@ def read_pid(pidfile: Path) -> int | None:
     return pid if pid_alive(pid) else None
 
 
-def spawn(argv: Sequence[str], log: Path, pidfile: Path | None = None) -> subprocess.Popen:
+def spawn(argv: Sequence[str], log: Path, pidfile: Path | None = None,
+          env: dict[str, str] | None = None) -> subprocess.Popen:
     """Start ``argv`` in the background, detached from this terminal, logging to ``log``."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
-        proc = subprocess.Popen(list(argv), stdout=out, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen(list(argv), stdout=out, stderr=subprocess.STDOUT, env=env,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
     if pidfile is not None:
         pidfile.write_text(f"{proc.pid}\n")

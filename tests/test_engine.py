@@ -49,11 +49,20 @@ def test_registry_front_answers_search_and_serves_manifests(client):
 
 
 def test_daemon_log_shows_every_pull_served_by_the_course_registry(client):
+    """Every pull asks the course registry first, and anything it lacks (a mistyped tag) dies at
+    the engine's dead loopback proxy: no DNS query for Docker Hub, no packet off the machine."""
     if not course_engine_in_use(client):
         pytest.skip("this daemon does not use the course registry on this machine as its mirror")
     client.images.pull("busybox", tag=imagekit.BASE_TAG)  # at least one pull in the log
     log = (connection.STATE_DIR / "dockerd.log").read_text(errors="replace")
+    mirror = f"http://{registry.front_address()}/"
     tries = re.findall(r'msg="Trying to pull (\S+) from (\S+) (v\d)"', log)
     assert tries, "the daemon log shows no pull"
-    assert {source for _, source, _ in tries} == {f"http://{registry.front_address()}/"}
-    assert "registry-1.docker.io" not in log and "index.docker.io" not in log
+    assert all(source in (mirror, "https://registry-1.docker.io") for _, source, _ in tries)
+    asked_mirror = {name for name, source, _ in tries if source == mirror}
+    assert {name for name, _, _ in tries} <= asked_mirror, "a pull skipped the course registry"
+    assert "lookup registry-1.docker.io" not in log and "lookup index.docker.io" not in log
+    fallbacks = re.findall(r'msg="Error getting v2 registry: (.*)"', log)
+    assert all("127.0.0.1:9" in line for line in fallbacks), fallbacks[:3]
+    served = re.findall(r'"Pulling ref from V2 registry: (\S+)"', log)
+    assert "busybox:1.35" in served
