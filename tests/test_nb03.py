@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import shlex
+import subprocess
+
 import pytest
 
 from helpers import BASE_IMAGE, BadInput, CourseError
 from helpers.attach import AttachClosed, AttachTimeout, attach
 from helpers.checks import nb03
-from tests.cheatsheet import run_cli, sheet_commands
+from tests.cheatsheet import docker_cli, run_cli, sheet_commands
 
 
 @pytest.fixture
@@ -137,13 +140,21 @@ def test_cheat_sheet_runs(client, run, pulled):
     subs = {"NAME": run.name("sheet"), "TALK": run.name("talk")}
     label = f"--label org.dockercourse.run={run.id}"
     outputs = {}
+    commands.sort(key=lambda c: c.startswith("docker attach"))  # attach last: it ends TALK
     for command in commands:
         for verb in ("docker create", "docker run -d", "docker run --rm"):
             if command.startswith(verb):
                 command = command.replace(verb, f"{verb} {label}", 1)
-        if command.startswith("docker attach"):  # feed the main shell, as a learner would type
-            done = run_cli(command, subs, stdin="echo attached to pid $$\nexit 5\n", check=False)
-            assert done.returncode == 5 and "attached to pid 1" in done.stdout
+        if command.startswith("docker attach"):  # type to the main shell, read its answer, then exit
+            argv = shlex.split(command.replace("TALK", subs["TALK"]))
+            with subprocess.Popen([docker_cli(), *argv[1:]], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  text=True) as attached:
+                attached.stdin.write("echo attached to pid $$\n")
+                attached.stdin.flush()
+                assert attached.stdout.readline() == "attached to pid 1\n"   # blocks until the answer
+                attached.stdin.write("exit 5\n")
+                attached.stdin.close()
+                assert attached.wait(timeout=30) == 5
             continue
         outputs[command.split(" ", 2)[1] + " " + command.split()[-1]] = run_cli(command, subs).stdout
     assert any(out.strip() == "/dev/pts/0" for out in outputs.values())

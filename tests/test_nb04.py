@@ -99,7 +99,7 @@ def test_cheat_sheet_runs(client, ex, run):
     subs = {"NAME": ex.name, "IMAGE": run.name("sheet"), "FLAT": run.name("sheetflat"),
             "FILE": str(run.path("sheet.tar"))}
     outputs = [run_cli(command, subs).stdout for command in commands]
-    assert any("A /www/index.html" in out for out in outputs)
+    assert any("C /www/index.html" in out for out in outputs)
     assert any(out.strip() == 'Ada <ada@example.org> [httpd -f -p 8080 -h /www]' for out in outputs)
     assert run.path("sheet.tar").stat().st_size > 1_000_000
     assert len(client.images.get(run.name("sheetflat") + ":v1").attrs["RootFS"]["Layers"]) == 1
