@@ -38,8 +38,11 @@ def main(argv: list[str] | None = None) -> int:
         else:
             from .connection import connect
             from .naming import cleanup_all
-            removed = cleanup_all(connect())
-            print(", ".join(f"{n} {kind}" for kind, n in removed.items()) + " removed")
+            from .network import release_swarm
+            client = connect()
+            removed = cleanup_all(client)
+            swarm = "" if release_swarm(client) else "; the course's swarm stays: a run still uses it"
+            print(", ".join(f"{n} {kind}" for kind, n in removed.items()) + " removed" + swarm)
     except CourseError as err:
         print(f"[course] {err}", file=sys.stderr)
         return 1

@@ -485,11 +485,34 @@ def leave_swarm(client: docker.DockerClient, run: Run) -> bool:
                   if n.attrs.get("Labels", {}).get(RUN) != run.id]
         if others or names_at_risk(client, run):
             return True
-        client.swarm.leave(force=True)
-        if labels.get(GWBRIDGE_NEW) == "true":
-            for gw in [n for n in client.networks.list(names=["docker_gwbridge"]) if n.name == "docker_gwbridge"]:
-                try:
-                    gw.remove()
-                except (DockerNotFound, APIError):
-                    pass  # a container still uses it: it stays, as docker itself would leave it
+        _leave(client, labels)
+    return True
+
+
+def _leave(client: docker.DockerClient, labels: dict[str, str]) -> None:
+    client.swarm.leave(force=True)
+    if labels.get(GWBRIDGE_NEW) == "true":
+        for gw in [n for n in client.networks.list(names=["docker_gwbridge"]) if n.name == "docker_gwbridge"]:
+            try:
+                gw.remove()
+            except (DockerNotFound, APIError):
+                pass  # a container still uses it: it stays, as docker itself would leave it
+
+
+def release_swarm(client: docker.DockerClient) -> bool:
+    """The last one out, once every run has ended (the test command, ``./course clean``): leave
+    the swarm the course made if no run uses it any more, as :func:`leave_swarm` defers to.
+
+    Returns True when the daemon is in no swarm of the course's making (any more).
+    """
+    if swarm_state(client) != "active":
+        return True
+    with _SwarmLock(client):
+        client.swarm.reload()
+        labels = client.swarm.attrs.get("Spec", {}).get("Labels") or {}
+        if labels.get(SWARM_MADE) != "true":
+            return True  # the daemon was in this swarm before the course: never ours to leave
+        if _users(client) or client.networks.list(filters={"driver": "overlay", "label": MANAGED}):
+            return False
+        _leave(client, labels)
     return True
