@@ -63,7 +63,7 @@ def test_cleanup_removes_the_runs_objects_and_nothing_else(client, run):
         client.images.get(BASE_IMAGE).tag(*run.image("img").split(":"))
         removed = run.cleanup()
         assert removed["containers"] == 1 and removed["images"] == 1
-        names = {c.name for c in client.containers.list(all=True)}
+        names = {c.attrs["Names"][0].lstrip("/") for c in client.containers.list(all=True, sparse=True)}
         assert mine.name not in names and {stranger.name, theirs.name} <= names
         assert "dc-notarun-keep:v1" in client.images.get(BASE_IMAGE).tags
         assert client.images.get(BASE_IMAGE)  # the base image itself stays
