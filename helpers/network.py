@@ -18,6 +18,7 @@ import os
 import re
 import socket
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -322,8 +323,18 @@ def http_get(client: docker.DockerClient, port: int, path: str = "/", timeout: f
     if not isinstance(port, int) or not 0 < port < 65536:
         raise BadInput(f"port should be an int between 1 and 65535, not {port!r}.")
     url = f"http://{daemon_host(client)}:{port}{path}"
-    with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (our own container)
-        return response.read().decode()
+    # A server started a moment ago may not listen yet: docker-proxy then accepts and resets the
+    # connection. httpd gives no readiness event to wait on, so retry such resets until `timeout`.
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (our own container)
+                return response.read().decode()
+        except (ConnectionResetError, ConnectionRefusedError, urllib.error.URLError) as err:
+            reason = getattr(err, "reason", err)
+            if not isinstance(reason, (ConnectionResetError, ConnectionRefusedError)) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
 
 
 # --- a swarm shared by runs ---------------------------------------------------------------------
