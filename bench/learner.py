@@ -51,7 +51,11 @@ class _Cell:
         return self._sanitize(self, s)
 
     def format_output_compare(self, key: str, left: Any, right: Any) -> None:
-        self.comparison_traceback.append(f"{key}: expected {str(left)[:120]!r}, got {str(right)[:120]!r}")
+        left, right = str(left), str(right)
+        at = next((i for i, (a, b) in enumerate(zip(left, right)) if a != b), min(len(left), len(right)))
+        start = max(0, at - 40)  # where they part, not the (shared) start of a long HTML table
+        self.comparison_traceback.append(f"{key} at char {at}: expected {left[start:at + 120]!r}, "
+                                         f"got {right[start:at + 120]!r}")
 
     def same(self, test: list, ref: list) -> bool:
         return self._compare(self, test, ref)
@@ -86,6 +90,7 @@ def run_notebook(path: Path, patterns: dict[str, str], timeout: float = CELL_TIM
                  for i, c in enumerate(nb.cells) if c.cell_type == "code"}
     unrun = {i for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.execution_count is None}
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
+                            startup_timeout=300,  # 30 kernels starting at once on 2 cores (nbclient: 60)
                             resources={"metadata": {"path": str(path.parent)}})
     failures: list[str] = []
     kernel_pid = None
@@ -105,9 +110,10 @@ def run_notebook(path: Path, patterns: dict[str, str], timeout: float = CELL_TIM
             if errors and not options["check_exception"]:
                 failures.append(f"cell {index}: {errors[0].ename}: {errors[0].evalue}"[:300])
                 continue
+            compare.comparison_traceback = []  # this cell's differences only
             if options["check"] and index not in unrun and \
                     not compare.same(coalesce_streams(cell.outputs), reference[index]):
-                detail = " ".join(str(x) for x in compare.comparison_traceback)[:300]
+                detail = " ".join(str(x) for x in compare.comparison_traceback)[:600]
                 stderr = "".join(o.get("text", "") for o in cell.outputs if o.get("name") == "stderr")
                 detail += f" (stderr: {stderr[:200]!r})" if stderr else ""
                 failures.append(f"cell {index}: outputs differ: {detail}")
@@ -202,12 +208,25 @@ def classroom(learners: int, paths: list[Path] | None = None, workdir: Path | No
             proc.kill()
     wall = time.monotonic() - start
     sampler.stop()
+    outcome = gather([(out, proc.returncode) for out, proc in procs], workdir)
+    return {"learners": len(groups), "notebooks": [p.name for p in paths], "wall_seconds": round(wall, 1),
+            **outcome,
+            "memory_baseline_mb": round(sampler.baseline / 2**20), "memory_peak_mb": round(sampler.peak / 2**20),
+            "memory_added_mb": round((sampler.peak - sampler.baseline) / 2**20), "workdir": str(workdir)}
+
+
+def gather(learners: list[tuple[Path, int | None]], workdir: Path | str = "") -> dict[str, Any]:
+    """What finished learners found: failures (learner, notebook, cell), seconds per notebook,
+    their kernels' pids and the run ids those kernels left on the daemon.
+
+    ``learners`` are (results file, exit code) pairs, the files :func:`main` wrote.
+    """
     failures, per_notebook, pids = [], defaultdict(list), set()
-    for i, (out, proc) in enumerate(procs):
+    for i, (out, returncode) in enumerate(learners):
         try:
-            results = json.loads(out.read_text())
-        except (OSError, ValueError):
-            failures.append(f"learner {i}: exited {proc.returncode} without results (see {workdir})")
+            results = json.loads(Path(out).read_text())["notebooks"]
+        except (OSError, ValueError, KeyError, TypeError):
+            failures.append(f"learner {i}: exited {returncode} without results (see {workdir or out})")
             continue
         for r in results:
             failures += [f"learner {i} {r['notebook']}: {f}" for f in r["failures"]]
@@ -215,17 +234,25 @@ def classroom(learners: int, paths: list[Path] | None = None, workdir: Path | No
                 per_notebook[r["notebook"]].append(r["seconds"])
             if r["kernel_pid"]:
                 pids.add(r["kernel_pid"])
-    return {"learners": len(groups), "notebooks": [p.name for p in paths], "wall_seconds": round(wall, 1),
-            "failures": failures, "per_notebook_seconds": dict(per_notebook),
-            "memory_baseline_mb": round(sampler.baseline / 2**20), "memory_peak_mb": round(sampler.peak / 2**20),
-            "memory_added_mb": round((sampler.peak - sampler.baseline) / 2**20),
-            "leaked_runs": leaked_by(pids), "kernel_pids": sorted(pids), "workdir": str(workdir)}
+    return {"failures": failures, "per_notebook_seconds": dict(per_notebook),
+            "leaked_runs": leaked_by(pids), "kernel_pids": sorted(pids)}
+
+
+def nbval_times_file(classmate: Path) -> Path:
+    """Where a test pass notes when its notebook cells ran, next to its classmate's results file
+    (``COURSE_CLASSMATE``): tests/test_concurrency.py checks the two really ran at once."""
+    return classmate.with_name(classmate.name + ".nbval-times")
 
 
 def main(argv: list[str]) -> int:
+    """One learner: ``python -m bench.learner OUT.json [NB…]``; OUT.json appears when it is done
+    (written whole, then renamed: a reader never sees half of it)."""
     out, paths = Path(argv[0]), [Path(p) for p in argv[1:]] or course_notebooks()
+    started = time.time()
     results = run_learner(paths)
-    out.write_text(json.dumps(results, indent=1))
+    partial = out.with_name(out.name + ".partial")
+    partial.write_text(json.dumps({"started": started, "finished": time.time(), "notebooks": results}, indent=1))
+    partial.replace(out)
     return 0 if not any(r["failures"] for r in results) else 1
 
 

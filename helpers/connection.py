@@ -30,9 +30,9 @@ DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 #: Where ``./course engine start`` puts its state (ignored by git).
 STATE_DIR = Path(os.environ.get("COURSE_STATE_DIR", Path(__file__).resolve().parent.parent / ".state"))
 COURSE_SOCKET = f"unix://{STATE_DIR / 'docker.sock'}"
-#: Seconds a call may take once connected (docker-py's default): 30 learners' kernels on one small
-#: daemon make some calls take well over 5 s (measured by ./course bench).
-CALL_TIMEOUT = 60
+#: Seconds a call may take once connected: 30 learners' kernels on one small daemon made some
+#: calls take over docker-py's default 60 s (measured by ./course bench); the docker CLI waits forever.
+CALL_TIMEOUT = 300
 
 
 @dataclass(frozen=True)

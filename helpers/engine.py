@@ -113,6 +113,10 @@ def start_dockerd() -> docker.DockerClient:
             # an explicit docker0 address: a first start otherwise leaves the default bridge's
             # IPAM config without its Gateway, which notebook 05 reads
             "--bip", "172.17.0.1/16",
+            # room for a class: Docker's default pools hold 31 networks, so 30 learners making
+            # a network or two each ran out ("could not find an available, non-overlapping IPv4
+            # address pool"); /24s of 172.20.0.0/14 are 1,024 networks
+            "--default-address-pool", "base=172.20.0.0/14,size=24",
             "--registry-mirror", f"http://{registry.front_address()}"]
     say(f"starting the course's Docker engine (log: {log})")
     log.unlink(missing_ok=True)  # one log per start: it shows what this engine did, nothing older

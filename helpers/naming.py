@@ -15,6 +15,7 @@ import re
 import secrets
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -135,7 +136,7 @@ def remove_objects(client: docker.DockerClient, filters: dict[str, str], tag_pre
         if _gone_ok(lambda: api.remove_container(c["Id"], force=True, v=True)):
             removed["containers"] += 1
     for n in api.networks(filters=filters):
-        if _gone_ok(lambda: api.remove_network(n["Id"])):
+        if _gone_ok(lambda: remove_network_when_free(api, n["Id"])):
             removed["networks"] += 1
     for v in api.volumes(filters=filters).get("Volumes") or []:
         if _gone_ok(lambda: api.remove_volume(v["Name"], force=True)):
@@ -155,6 +156,25 @@ def remove_objects(client: docker.DockerClient, filters: dict[str, str], tag_pre
         removed["files"] = sum(1 for p in files.rglob("*") if p.is_file() and p.name != reaper.OWNER_FILE)
         shutil.rmtree(files, ignore_errors=True)
     return removed
+
+
+#: What the daemon says about a network its removed containers still hold for a moment: a swarm
+#: (overlay) network is "in use by task" until the swarm drops the containers' attachments,
+#: asynchronously (seen with 2 learners at once: the removal right after the containers failed).
+_STILL_HELD = ("is in use by task", "has active endpoints")
+
+
+def remove_network_when_free(api: docker.APIClient, network_id: str, timeout: float = 60) -> None:
+    """Remove a network, retrying while the daemon still lets go of its removed containers."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            api.remove_network(network_id)
+            return
+        except APIError as err:
+            if not any(s in str(err) for s in _STILL_HELD) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)  # no event tells when a swarm lets go: ask again, briefly
 
 
 def _strip_registry(ref: str) -> str:

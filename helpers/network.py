@@ -32,7 +32,7 @@ from . import reaper
 from .connection import daemon_host
 from .errors import BadInput, CourseError, NotFound
 from .imagekit import BASE_IMAGE
-from .naming import MANAGED, NAMESPACE, OWNER, RUN, Run
+from .naming import MANAGED, NAMESPACE, OWNER, RUN, Run, remove_network_when_free
 
 
 class SubnetTaken(CourseError):
@@ -156,6 +156,21 @@ def _network(client: docker.DockerClient, network: Network | str) -> Network:
         return client.networks.get(network)
     except DockerNotFound:
         raise NotFound(f"there is no network named {network!r}: list them with client.networks.list().") from None
+
+
+def remove(network: Network) -> None:
+    """``network.remove()``, once the daemon has let go of the containers just removed from it.
+
+    A swarm (overlay) network stays "in use by task" for a moment after its containers are
+    removed, the swarm dropping their attachments asynchronously; a plain ``remove()`` then fails.
+    """
+    if not isinstance(network, Network):
+        raise BadInput(f"network.remove() takes a Network, not {type(network).__name__}: "
+                       "pass client.networks.get(name).")
+    try:
+        remove_network_when_free(network.client.api, network.id)
+    except DockerNotFound:
+        raise NotFound(f"the network {network.name!r} is gone already: nothing to remove.") from None
 
 
 def bridge_name(client: docker.DockerClient, network: Network | str) -> str:

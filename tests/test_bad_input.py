@@ -190,6 +190,8 @@ def _topic_cases():
         ("network.subnet_of unknown network", lambda c, r, t: network.subnet_of(c, r.name("nonet"))),
         ("network.bridge_name wrong type", lambda c, r, t: network.bridge_name(c, 3)),
         ("network.http_get bad port", lambda c, r, t: network.http_get(c, "80")),
+        ("network.remove by name", lambda c, r, t: network.remove("ov")),
+        ("network.remove gone already", lambda c, r, t: _removed_twice(c, r)),
         ("images_from_containers.image_facts unknown", lambda c, r, t: images_from_containers.image_facts(
             c, r.image("nothing"))),
         ("images_from_containers.image_facts wrong type", lambda c, r, t: images_from_containers.image_facts(c, 3)),
@@ -201,6 +203,14 @@ def _topic_cases():
             "helpers.widgets.lifecycle_panel", fromlist=["LifecyclePanel"]).LifecyclePanel(c, "run")),
         ("attach not a container", lambda c, r, t: __import__("helpers.attach", fromlist=["attach"]).attach("web")),
     ]
+
+
+def _removed_twice(client, run):
+    from helpers import network
+
+    net = client.networks.create(run.name("twice"), labels=run.labels)
+    network.remove(net)
+    network.remove(net)
 
 
 def _case(case):

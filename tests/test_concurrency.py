@@ -1,19 +1,27 @@
 """A shared-daemon classroom: several learners run the whole course at once, against one daemon,
 and every one of them passes — with nothing left on the daemon afterwards.
 
-Each learner is its own process running every notebook (whatever notebooks exist) in its own
-kernels, checked as ``pytest --nbval`` checks them (bench/learner.py). This is the slowest test
-of the suite (about one course run's time); the DinD pass skips it, having run it once already.
+A learner is its own process running every notebook (whatever notebooks exist) in its own kernels,
+checked as ``pytest --nbval`` checks them (bench/learner.py).
+
+In ``./course test`` the two learners are this very pass and a *classmate*: the test command starts
+one learner running the whole course as the pass begins (``COURSE_CLASSMATE`` names its results
+file), while nbval runs every notebook here, on the same daemon; the test waits for the classmate,
+then checks it passed, left nothing, and really ran at the same time as this pass's notebooks (nbval
+fails this pass's own notebooks itself). Run on its own, the test starts two learners instead.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import time
+from pathlib import Path
 
 import nbformat
 import pytest
 
-from bench.learner import classroom, course_notebooks, run_notebook
+from bench.learner import classroom, course_notebooks, gather, nbval_times_file, run_notebook
 
 
 def notebook(path, cells):
@@ -48,7 +56,28 @@ def test_the_checker_fails_on_wrong_outputs_and_errors(tmp_path):
 def test_two_learners_run_the_whole_course_at_once(client):
     notebooks = course_notebooks()
     assert notebooks
-    result = classroom(2, notebooks)
+    classmate = os.environ.get("COURSE_CLASSMATE")
+    if classmate:
+        result = classmate_alongside_this_pass(Path(classmate), notebooks)
+    else:
+        result = classroom(2, notebooks)
     assert result["notebooks"] == [p.name for p in notebooks]
     assert result["failures"] == [], "\n".join(result["failures"][:15])
     assert result["leaked_runs"] == [], f"objects left by the learners' kernels: {result['leaked_runs']}"
+
+
+def classmate_alongside_this_pass(out: Path, notebooks: list[Path], timeout: float = 900) -> dict:
+    """The classmate's outcome, once it is done, and proof that it overlapped this pass's notebooks."""
+    deadline = time.monotonic() + timeout
+    while not out.exists():  # written whole when the classmate ends (bench.learner.main)
+        assert time.monotonic() < deadline, f"the classmate did not finish in {timeout:.0f} s: see {out.parent}/classmate.log"
+        time.sleep(0.5)
+    done = json.loads(out.read_text())
+    result = gather([(out, None)])
+    result["notebooks"] = [r["notebook"] for r in done["notebooks"]]
+    spans = [tuple(map(float, line.split()[1:])) for line in nbval_times_file(out).read_text().splitlines()]
+    ours = (min(s for s, _ in spans), max(e for _, e in spans))
+    together = min(ours[1], done["finished"]) - max(ours[0], done["started"])
+    assert together >= 10, (f"the classmate ({done['started']:.0f}–{done['finished']:.0f}) and this pass's notebooks "
+                            f"({ours[0]:.0f}–{ours[1]:.0f}) barely ran at once: {together:.1f} s")
+    return result

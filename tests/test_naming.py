@@ -94,3 +94,40 @@ def test_bad_names_get_one_sentence(run, bad):
 def test_bad_run_id(client):
     with pytest.raises(BadInput, match="6 lowercase hex"):
         Run(client, "x", id="XYZ")
+
+
+class _HeldNetworkApi:
+    """A stand-in for docker's APIClient whose network is held ``held`` more times, then goes."""
+
+    def __init__(self, held: int, message: str) -> None:
+        self.held, self.message, self.calls = held, message, 0
+
+    def remove_network(self, network_id: str) -> None:
+        from docker.errors import APIError
+
+        self.calls += 1
+        if self.calls <= self.held:
+            raise APIError(f"400 Client Error: Bad Request ({self.message})")
+
+
+def test_a_network_still_held_by_a_swarm_task_is_removed_once_let_go():
+    from helpers.naming import remove_network_when_free
+
+    api = _HeldNetworkApi(3, "rpc error: code = FailedPrecondition desc = network x is in use by task y")
+    remove_network_when_free(api, "x", timeout=10)
+    assert api.calls == 4
+
+
+def test_other_network_errors_and_a_network_held_too_long_are_raised():
+    from docker.errors import APIError
+
+    from helpers.naming import remove_network_when_free
+
+    other = _HeldNetworkApi(1, "network x has a wrong name")
+    with pytest.raises(APIError):
+        remove_network_when_free(other, "x", timeout=10)
+    assert other.calls == 1                                   # not retried
+    forever = _HeldNetworkApi(10**6, "network x is in use by task y")
+    with pytest.raises(APIError):
+        remove_network_when_free(forever, "x", timeout=0.3)
+    assert 1 < forever.calls < 100                            # retried, briefly, then given up
