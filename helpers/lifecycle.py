@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -251,3 +252,24 @@ def wait_for_log(container: Any, text: str, count: int = 1, timeout: float = 30.
     why = f"it is {container.status}" if container.status != "running" else f"waited {timeout:g} s"
     raise CourseError(f"{container.name} printed {text!r} {seen.count(text)} time(s), not {count} ({why}): "
                       "look at container.logs() to see why.")
+
+
+def wait_for_process(container: Any, command: str, timeout: float = 30.0) -> None:
+    """Block until ``docker top`` lists a process whose command line is ``command``.
+
+    ``exec_run(..., detach=True)`` returns once the process is started, but for a moment it may
+    still be runc's init, not yet the program (seen on a host busy with a whole class): wait for the
+    program itself. No event marks that moment, so ``top`` is asked again, briefly, until then.
+    """
+    if not isinstance(command, str) or not command:
+        raise BadInput("command should be the process's command line as top shows it, e.g. 'sleep 300'.")
+    deadline = time.monotonic() + timeout
+    while True:
+        top = container.top()
+        column = top["Titles"].index("CMD") if "CMD" in top["Titles"] else -1
+        if any(row[column] == command for row in top.get("Processes") or []):
+            return
+        if time.monotonic() > deadline:
+            raise CourseError(f"{container.name} shows no process {command!r} after {timeout:g} s: "
+                              "look at container.top() to see what runs.")
+        time.sleep(0.05)

@@ -117,14 +117,25 @@ def default_gateway(container: Container) -> str | None:
     return None
 
 
-def reaches(container: Container, target: str) -> bool:
-    """Whether one ``ping -c1 -W1 target`` from inside the container gets an answer.
+def reaches(container: Container, target: str, patience: float = 3.0) -> bool:
+    """Whether a ping from inside the container to ``target`` is answered within ``patience`` s.
 
-    Only ever aim it at the course's own containers or a bridge gateway: never outside the machine.
+    One ``ping -c1 -W1`` at a time, again while they go unanswered: on a busy host (a whole class)
+    the first echo may wait for ARP or be dropped. A name that does not resolve, or no route, is
+    answered at once: False without waiting. Only ever aim it at the course's own containers or a
+    bridge gateway: never outside the machine.
     """
     if not isinstance(target, str) or not target:
         raise BadInput("target should be a container name or an IP address (a non-empty str).")
-    return _exec(container, ["ping", "-c1", "-W1", target])[0] == 0
+    if not isinstance(patience, (int, float)) or not 0 < patience <= 60:
+        raise BadInput(f"patience should be the seconds to keep trying (up to 60), not {patience!r}.")
+    deadline = time.monotonic() + patience
+    while True:
+        code, out = _exec(container, ["ping", "-c1", "-W1", target])
+        if code == 0:
+            return True
+        if "packet loss" not in out or time.monotonic() >= deadline:
+            return False
 
 
 def host_links(client: docker.DockerClient, run: Run) -> list[Link]:
@@ -334,7 +345,7 @@ def host_port(container: Container, port: str = "80/tcp") -> int:
     return int(bindings[0]["HostPort"])
 
 
-def http_get(client: docker.DockerClient, port: int, path: str = "/", timeout: float = 5) -> str:
+def http_get(client: docker.DockerClient, port: int, path: str = "/", timeout: float = 15) -> str:
     """GET ``http://<daemon host>:port/path`` from the notebook; the body as text."""
     if not isinstance(port, int) or not 0 < port < 65536:
         raise BadInput(f"port should be an int between 1 and 65535, not {port!r}.")

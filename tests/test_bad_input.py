@@ -191,6 +191,8 @@ def _topic_cases():
         ("network.bridge_name wrong type", lambda c, r, t: network.bridge_name(c, 3)),
         ("network.http_get bad port", lambda c, r, t: network.http_get(c, "80")),
         ("network.remove by name", lambda c, r, t: network.remove("ov")),
+        ("network.reaches no patience", lambda c, r, t: network.reaches("web", "db", patience=0)),
+        ("lifecycle.wait_for_process no command", lambda c, r, t: lifecycle.wait_for_process("web", "")),
         ("network.remove gone already", lambda c, r, t: _removed_twice(c, r)),
         ("images_from_containers.image_facts unknown", lambda c, r, t: images_from_containers.image_facts(
             c, r.image("nothing"))),

@@ -161,3 +161,14 @@ def test_cheat_sheet_runs(client, run, pulled):
     assert any(out.split() == ["true", "true"] for out in outputs.values())
     assert any(out.split() == ["nobody", "/tmp", "blue"] for out in outputs.values())
     assert client.containers.get(run.name("talk")).wait()["StatusCode"] == 5
+
+
+def test_wait_for_process_sees_a_detached_exec_and_says_when_there_is_none(client, run, pulled):
+    from helpers.lifecycle import wait_for_process
+
+    box = client.containers.run(BASE_IMAGE, ["sleep", "600"], name=run.name("box"), labels=run.labels, detach=True)
+    box.exec_run(["sleep", "301"], detach=True)
+    wait_for_process(box, "sleep 301")
+    assert any(p[-1] == "sleep 301" for p in box.top()["Processes"])
+    with pytest.raises(CourseError, match="no process 'sleep 302'"):
+        wait_for_process(box, "sleep 302", timeout=0.5)

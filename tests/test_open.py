@@ -53,7 +53,13 @@ def test_course_open_serves_lab_with_a_token_and_stops_on_ctrl_c(tmp_path):
         except urllib.error.HTTPError as err:
             assert err.code in (401, 403)
         proc.send_signal(signal.SIGINT)  # Ctrl-C, once
-        assert proc.wait(timeout=15) == 0
+        try:  # read what it says meanwhile: a full pipe would stall its shutdown
+            said, _ = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            said, _ = proc.communicate()
+            raise AssertionError("still running 30 s after Ctrl-C; it said:\n" + said[-3000:]) from None
+        assert proc.returncode == 0, f"exit {proc.returncode} after Ctrl-C; it said:\n{said[-3000:]}"
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
