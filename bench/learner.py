@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import defaultdict
@@ -82,6 +84,7 @@ CELL_TIMEOUT = float(os.environ.get("COURSE_CELL_TIMEOUT", "300"))
 def run_notebook(path: Path, patterns: dict[str, str], timeout: float = CELL_TIMEOUT) -> dict[str, Any]:
     """Execute one notebook in a fresh kernel; the cells whose outputs differ or that raised."""
     import nbformat
+    from jupyter_client.manager import KernelManager
     from nbclient import NotebookClient
     from nbval.plugin import coalesce_streams
 
@@ -89,13 +92,29 @@ def run_notebook(path: Path, patterns: dict[str, str], timeout: float = CELL_TIM
     reference = {i: coalesce_streams([nbformat.from_dict(o) for o in c.outputs])
                  for i, c in enumerate(nb.cells) if c.cell_type == "code"}
     unrun = {i for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.execution_count is None}
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
+    # the kernel talks over unix sockets in a folder of its own: with TCP, 30 learners' kernels
+    # starting at once pick the same free port now and then ("Address already in use": it dies)
+    sockets = tempfile.mkdtemp(prefix="course-kernel-")
+    km = KernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(sockets, "kernel"))
+    client = NotebookClient(nb, km=km, timeout=timeout, kernel_name="python3", allow_errors=True,
                             startup_timeout=300,  # 30 kernels starting at once on 2 cores (nbclient: 60)
                             resources={"metadata": {"path": str(path.parent)}})
     failures: list[str] = []
-    kernel_pid = None
     start = time.monotonic()
     compare = _Cell(patterns)
+    try:
+        kernel_pid = _execute(client, nb, compare, unrun, reference, failures)
+    finally:
+        shutil.rmtree(sockets, ignore_errors=True)
+    return {"notebook": path.name, "seconds": round(time.monotonic() - start, 2), "failures": failures,
+            "kernel_pid": kernel_pid}
+
+
+def _execute(client: Any, nb: Any, compare: _Cell, unrun: set[int], reference: dict[int, list],
+             failures: list[str]) -> int | None:
+    """Run every cell in the client's fresh kernel, noting failures; the kernel's pid."""
+    from nbval.plugin import coalesce_streams
+
     with client.setup_kernel():
         kernel_pid = getattr(client.km.provisioner, "pid", None)
         for index, cell in enumerate(nb.cells):
@@ -117,8 +136,7 @@ def run_notebook(path: Path, patterns: dict[str, str], timeout: float = CELL_TIM
                 stderr = "".join(o.get("text", "") for o in cell.outputs if o.get("name") == "stderr")
                 detail += f" (stderr: {stderr[:200]!r})" if stderr else ""
                 failures.append(f"cell {index}: outputs differ: {detail}")
-    return {"notebook": path.name, "seconds": round(time.monotonic() - start, 2), "failures": failures,
-            "kernel_pid": kernel_pid}
+    return kernel_pid
 
 
 def run_learner(paths: list[Path]) -> list[dict[str, Any]]:

@@ -7,7 +7,7 @@ Measures, in one run:
 * **parallel** — every notebook at once, each in its own process and kernel (what
   ``./course test`` does with enough workers);
 * **fresh clone** — ``git clone`` of this checkout to a temporary folder, the virtualenv
-  ``./course`` creates there (pip's cache is whatever this machine has), and the time until the
+  ``./course`` creates there (uv's and pip's caches are whatever this machine has), and the time until the
   clone's ``./course`` finds the engine ready (the running one: a class machine's engine runs);
 * **classroom** — N learners (default 30) completing the whole course at once against the one
   daemon, each its own process and kernels: wall time, failures, peak memory of the machine

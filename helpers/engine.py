@@ -15,17 +15,16 @@ import hashlib
 import os
 import platform
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import docker
 from docker.errors import DockerException
 
-from . import connection, imagekit, procs, registry
+from . import connection, debian, imagekit, procs, registry
 from .errors import DaemonNotFound, EngineError
 
-PACKAGES = {"dockerd": "docker.io", "iptables": "iptables", "docker-registry": "docker-registry"}
+PACKAGES = debian.PACKAGES
 
 
 def say(msg: str) -> None:
@@ -48,26 +47,21 @@ def exec_root() -> Path:
 
 
 def missing_packages() -> list[str]:
-    missing = [pkg for cmd, pkg in PACKAGES.items() if shutil.which(cmd) is None
-               and not Path("/usr/sbin", cmd).exists()]
-    if not imagekit.BUSYBOX.exists():
-        missing.append("busybox-static")
-    return missing
+    return debian.missing()
 
 
 def install_packages() -> None:
-    missing = missing_packages()
+    missing = debian.missing()
     if not missing:
         return
     if shutil.which("apt-get") is None:
         raise EngineError(f"Missing {', '.join(missing)} and this is not a Debian-like system: "
                           "install Docker yourself, start it, and run this again.")
     say(f"installing Debian packages: {' '.join(missing)} (about 10 s)")
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    for argv in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", *missing]):
-        done = subprocess.run(argv, env=env, capture_output=True, text=True)
-        if done.returncode != 0:
-            raise EngineError(f"`{' '.join(argv)}` failed: {done.stderr.strip().splitlines()[-1:]}")
+    try:
+        debian.apt_install(missing)
+    except debian.AptFailed as err:
+        raise EngineError(str(err)) from None
 
 
 def running_client() -> docker.DockerClient | None:

@@ -20,13 +20,14 @@ from pathlib import Path
 
 import docker
 
+from . import debian
 from .errors import EngineError
 
 BASE_REPO = "busybox"
 BASE_TAG = "1.35"
 #: The image every notebook starts from.
 BASE_IMAGE = f"{BASE_REPO}:{BASE_TAG}"
-BUSYBOX = Path("/bin/busybox")
+BUSYBOX = debian.BUSYBOX  # Debian's busybox-static
 FIXED_MTIME = 1672531200  # 2023-01-01T00:00:00Z, so the tar (and its digest) never changes
 
 #: What ``docker search`` shows for the course registry's repositories. Every entry is the same

@@ -20,13 +20,12 @@ import gzip
 import hashlib
 import http.client
 import json
-import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from . import connection, imagekit, procs, registry
+from . import connection, debian, imagekit, procs, registry
 from .errors import EngineError
 
 MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
@@ -108,17 +107,16 @@ def publish(store: str, catalogue_file: Path) -> list[str]:
 
 
 def install_packages() -> None:
-    missing = [pkg for cmd, pkg in PACKAGES.items() if shutil.which(cmd) is None]
-    if not imagekit.BUSYBOX.exists():
-        missing.append("busybox-static")
+    missing = debian.missing(PACKAGES)
     if not missing:
         return
     if shutil.which("apt-get") is None:
         raise EngineError(f"Missing {', '.join(missing)}: the course registry needs a Debian-like machine.")
     print(f"[course] installing Debian packages: {' '.join(missing)}", file=sys.stderr, flush=True)
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    for argv in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", *missing]):
-        subprocess.run(argv, env=env, check=True, capture_output=True)
+    try:
+        debian.apt_install(missing)
+    except debian.AptFailed as err:
+        raise EngineError(str(err)) from None
 
 
 def serve(listen: list[str]) -> str:

@@ -216,3 +216,74 @@ def test_cheat_sheet_runs(client, run, pulled):
         else:
             network.leave_swarm(client, lease)
     assert "docker swarm leave --force" in swarm
+
+
+class _SlowSwarmContainer:
+    """A container whose first ``fails`` starts meet a swarm too slow to attach it."""
+
+    def __init__(self, fails: int, message: str = "attaching to network failed, make sure your network options "
+                 "are correct and check manager logs: context deadline exceeded") -> None:
+        self.fails, self.message, self.starts = fails, message, 0
+
+    def start(self) -> None:
+        from docker.errors import APIError
+
+        self.starts += 1
+        if self.starts <= self.fails:
+            raise APIError(f"500 Server Error: Internal Server Error ({self.message})")
+
+
+class _Containers:
+    def __init__(self, made):
+        self.made = made
+
+    def create(self, *args, **kwargs):
+        return self.made
+
+
+def _fake_client(made):
+    return type("C", (), {"containers": _Containers(made)})()
+
+
+def test_run_attached_starts_again_when_the_swarm_was_too_slow(client, run):
+    from docker.errors import APIError
+    from docker.models.networks import Network
+
+    ov = Network(attrs={"Id": "x", "Name": "ov"}, client=client)
+    slow = _SlowSwarmContainer(fails=2)
+    assert network.run_attached(_fake_client(slow), run, "ov-a", ov) is slow and slow.starts == 3
+    never = _SlowSwarmContainer(fails=10)
+    with pytest.raises(APIError):
+        network.run_attached(_fake_client(never), run, "ov-a", ov)
+    assert never.starts == 3                                   # three tries, then the daemon's own error
+    other = _SlowSwarmContainer(fails=1, message="No such image")
+    with pytest.raises(APIError):
+        network.run_attached(_fake_client(other), run, "ov-a", ov)
+    assert other.starts == 1                                   # other errors are not retried
+    with pytest.raises(BadInput):
+        network.run_attached(client, run, "ov-a", "ov")
+
+
+def test_a_leave_that_missed_its_deadline_is_finished_by_a_second_one():
+    """dockerd 20.10 on a busy host: the first leave times out half done; the course leaves again."""
+    from docker.errors import APIError
+
+    class Swarm:
+        def __init__(self, fails, message="context deadline exceeded"):
+            self.fails, self.message, self.leaves = fails, message, 0
+
+        def leave(self, force=False):
+            self.leaves += 1
+            if self.leaves <= self.fails:
+                raise APIError(f"500 Server Error: Internal Server Error ({self.message})")
+
+    def daemon(swarm):
+        return type("D", (), {"swarm": swarm})()
+
+    once = Swarm(fails=1)
+    network._leave(daemon(once), {})
+    assert once.leaves == 2
+    other = Swarm(fails=1, message="This node is not part of a swarm")
+    with pytest.raises(APIError):
+        network._leave(daemon(other), {})
+    assert other.leaves == 1
