@@ -105,6 +105,8 @@ def run_notebook(path: Path, patterns: dict[str, str], timeout: float = CELL_TIM
     try:
         kernel_pid = _execute(client, nb, compare, unrun, reference, failures)
     finally:
+        if km.has_kernel:  # nbclient shuts down only kernels it made itself: a learner closes its tab
+            km.shutdown_kernel()
         shutil.rmtree(sockets, ignore_errors=True)
     return {"notebook": path.name, "seconds": round(time.monotonic() - start, 2), "failures": failures,
             "kernel_pid": kernel_pid}

@@ -50,6 +50,8 @@ def test_the_checker_fails_on_wrong_outputs_and_errors(tmp_path):
     result = run_notebook(path, {r"dc-[0-9a-f]{6}": "dc-RUNID"})
     assert [f.split(":")[0] for f in result["failures"]] == ["cell 1", "cell 4"], result["failures"]
     assert "ZeroDivisionError" in result["failures"][1]
+    assert result["kernel_pid"] and not Path(f"/proc/{result['kernel_pid']}").exists(), \
+        "the learner left its kernel running (30 learners' leftover kernels filled 19 GB)"
 
 
 @pytest.mark.skipif(os.environ.get("COURSE_PASS") == "dind", reason="run once, in the main pass")
