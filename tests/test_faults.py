@@ -224,10 +224,14 @@ def test_other_errors_are_left_as_docker_raises_them(client):
     """Only the known faults are translated: a learner's own mistake keeps docker's message."""
     kernel = Kernel()
     try:
-        done = kernel.cell(SETUP + "client.containers.run(BASE_IMAGE, ['no-such-command'], remove=True)")
+        done = kernel.cell(SETUP + "client.containers.run(BASE_IMAGE, ['no-such-command'], remove=True, "
+                                   "name=run.name('bad'), labels=run.labels)")
         assert done["status"] == "error" and done["errors"][0][0] in ("ContainerError", "APIError"), done
         done = kernel.cell("1 / 0")
         assert done["errors"][0][0] == "ZeroDivisionError"
+        # a start that fails leaves the created container (remove=True never gets its turn): clean-up takes it
+        done = kernel.cell("print(run.cleanup()['containers'])")
+        assert done["stdout"].strip() == "1", done
     finally:
         kernel.close()
 
