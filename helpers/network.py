@@ -88,15 +88,29 @@ def _exec(container: Container, command: list[str]) -> tuple[int, str]:
     return code, out.decode(errors="replace")
 
 
+def _exec_listing(container: Container, command: list[str], attempts: int = 3) -> str:
+    """The output of a listing that always names ``lo`` (every network namespace has one).
+
+    A short exec's output can come back empty: the daemon may close the stream before the last
+    bytes (seen in the DinD pass, over TCP, with other notebooks busy). Ask again, then.
+    """
+    out = ""
+    for _ in range(attempts):
+        out = _exec(container, command)[1]
+        if re.search(r"\blo\b", out):
+            break
+    return out
+
+
 def links(container: Container) -> list[Link]:
     """The network interfaces a container sees (``docker exec C ip -o link``)."""
-    return parse_links(_exec(container, ["ip", "-o", "link"])[1])
+    return parse_links(_exec_listing(container, ["ip", "-o", "link"]))
 
 
 def addresses(container: Container) -> dict[str, list[str]]:
     """``{"eth0": ["172.17.0.2/16"], "lo": ["127.0.0.1/8"]}`` from ``ip -o -4 addr`` inside."""
     found: dict[str, list[str]] = {}
-    for line in _exec(container, ["ip", "-o", "-4", "addr"])[1].splitlines():
+    for line in _exec_listing(container, ["ip", "-o", "-4", "addr"]).splitlines():
         parts = line.split()
         if len(parts) >= 4 and parts[2] == "inet":
             found.setdefault(parts[1], []).append(parts[3])

@@ -287,3 +287,20 @@ def test_a_leave_that_missed_its_deadline_is_finished_by_a_second_one():
     with pytest.raises(APIError):
         network._leave(daemon(other), {})
     assert other.leaves == 1
+
+
+def test_a_listing_that_came_back_empty_is_asked_again(monkeypatch):
+    """A short exec's output can come back empty (DinD over TCP, busy): links() asks again."""
+    from docker.models.containers import Container
+
+    box = Container(attrs={"Id": "x", "Name": "/box", "State": {"Status": "running"}})
+    answers = iter([(0, b""), (0, b"1: lo: <LOOPBACK,UP> mtu 65536 link/loopback 00:00:00:00:00:00\n"
+                                  b"9: eth0@if10: <BROADCAST,UP> mtu 1500 link/ether 02:42:ac:11:00:02\n")])
+    monkeypatch.setattr(box, "reload", lambda: None)
+    monkeypatch.setattr(box, "exec_run", lambda cmd: next(answers))
+    assert [link.name for link in network.links(box)] == ["lo", "eth0"]
+    never = Container(attrs={"Id": "y", "Name": "/never", "State": {"Status": "running"}})
+    calls = []
+    monkeypatch.setattr(never, "reload", lambda: None)
+    monkeypatch.setattr(never, "exec_run", lambda cmd: calls.append(cmd) or (0, b""))
+    assert network.links(never) == [] and len(calls) == 3       # three tries, then what there is
