@@ -148,8 +148,15 @@ class EventRecorder:
         self._thread.start()
 
     def _pump(self) -> None:
+        seen: set[tuple[Any, Any, Any]] = set()
         try:
             for event in self._stream:
+                # the same event twice (same container, action and nanosecond) is one event
+                # delivered twice, as a busy daemon's replay-then-follow may do: keep it once
+                key = (event.get("id"), event.get("Action"), event.get("timeNano"))
+                if key in seen:
+                    continue
+                seen.add(key)
                 with self._changed:
                     self.events.append(event)
                     self._changed.notify_all()
