@@ -23,7 +23,8 @@ BUSYBOX = Path("/bin/busybox")
 
 
 class AptFailed(RuntimeError):
-    """apt-get could not install the packages (its last line of stderr says why)."""
+    """The packages could not be installed: no apt-get here, or apt-get failed (its last line of
+    stderr says why)."""
 
 
 def missing(commands: dict[str, str] = PACKAGES) -> list[str]:
@@ -37,12 +38,22 @@ def missing(commands: dict[str, str] = PACKAGES) -> list[str]:
 
 def apt_install(packages: list[str]) -> None:
     """``apt-get update`` then ``apt-get install -y`` the packages, quietly; AptFailed says why not."""
+    if shutil.which("apt-get") is None:
+        raise AptFailed(f"{', '.join(packages)} missing and this is not a Debian-like system (no apt-get)")
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     for argv in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", *packages]):
         done = subprocess.run(argv, env=env, capture_output=True, text=True)
         if done.returncode != 0:
             last = (done.stderr.strip().splitlines() or ["no message"])[-1]
             raise AptFailed(f"`{' '.join(argv)}` failed: {last}")
+
+
+def install_missing(commands: dict[str, str] = PACKAGES, why: str = "") -> None:
+    """Install the packages :func:`missing` names, saying so on stderr; AptFailed says why not."""
+    need = missing(commands)
+    if need:
+        print(f"[course] installing Debian packages{why}: {' '.join(need)}", file=sys.stderr, flush=True)
+        apt_install(need)
 
 
 def engine_will_be_needed() -> bool:
@@ -76,7 +87,8 @@ def prefetch() -> int:
     try:
         need = missing()
         if need and engine_will_be_needed():
-            print(f"[course] installing Debian packages alongside: {' '.join(need)}", file=sys.stderr, flush=True)
+            print(f"[course] installing Debian packages alongside the virtualenv: {' '.join(need)}",
+                  file=sys.stderr, flush=True)
             apt_install(need)
     except Exception:  # noqa: BLE001 — the engine step tries again and says what is wrong
         pass

@@ -31,7 +31,6 @@ import fcntl
 import hashlib
 import io
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -43,7 +42,7 @@ from pathlib import Path
 import docker
 from docker.errors import APIError, ImageNotFound, NotFound
 
-from . import connection, procs, registry
+from . import connection, debian, procs, registry
 from .errors import EngineError
 from .imagekit import FIXED_MTIME
 
@@ -131,14 +130,14 @@ def rootfs_files() -> dict[str, Path]:
     """The image's files: path inside the image -> file on this machine (read through links)."""
     missing = sorted({DEBIAN_PACKAGES.get(p, "docker.io") for p in PROGRAMS if not Path(p).exists()})
     if missing:   # a fresh machine: Debian's packages, as ./course engine start installs its own
-        if shutil.which("apt-get") is None or os.geteuid() != 0:
-            raise EngineError(f"Debian's {', '.join(missing)} missing: install them (apt-get install "
-                              f"{' '.join(missing)}) and run this again.")
+        advice = f"install them (apt-get install {' '.join(missing)}) and run this again."
+        if os.geteuid() != 0:
+            raise EngineError(f"Debian's {', '.join(missing)} missing: {advice}")
         say(f"installing Debian packages for the Docker-in-Docker image: {' '.join(missing)}")
-        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        for argv in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", *missing]):
-            if subprocess.run(argv, env=env, capture_output=True).returncode != 0:
-                raise EngineError(f"`{' '.join(argv)}` failed: install {' '.join(missing)} by hand.")
+        try:
+            debian.apt_install(missing)
+        except debian.AptFailed as err:
+            raise EngineError(f"{err}: {advice}") from None
     plugins = sorted(XTABLES_PLUGINS.glob("*.so")) if XTABLES_PLUGINS.is_dir() else []
     files: dict[str, Path] = {p.lstrip("/"): Path(p) for p in PROGRAMS}
     for lib in _libraries([Path(p) for p in PROGRAMS] + plugins):

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
-import shutil
 import sys
 from pathlib import Path
 
@@ -23,9 +22,6 @@ from docker.errors import DockerException
 
 from . import connection, debian, imagekit, procs, registry
 from .errors import DaemonNotFound, EngineError
-
-PACKAGES = debian.PACKAGES
-
 
 def say(msg: str) -> None:
     print(f"[course] {msg}", file=sys.stderr, flush=True)
@@ -46,22 +42,11 @@ def exec_root() -> Path:
     return Path("/run") / f"docker-course-{digest}"
 
 
-def missing_packages() -> list[str]:
-    return debian.missing()
-
-
 def install_packages() -> None:
-    missing = debian.missing()
-    if not missing:
-        return
-    if shutil.which("apt-get") is None:
-        raise EngineError(f"Missing {', '.join(missing)} and this is not a Debian-like system: "
-                          "install Docker yourself, start it, and run this again.")
-    say(f"installing Debian packages: {' '.join(missing)} (about 10 s)")
     try:
-        debian.apt_install(missing)
+        debian.install_missing(why=" (about 10 s)")
     except debian.AptFailed as err:
-        raise EngineError(str(err)) from None
+        raise EngineError(f"{err}: install Docker yourself, start it, and run this again.") from None
 
 
 def running_client() -> docker.DockerClient | None:

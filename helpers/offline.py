@@ -20,12 +20,11 @@ import gzip
 import hashlib
 import http.client
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from . import connection, debian, imagekit, procs, registry
+from . import connection, debian, imagekit, registry
 from .errors import EngineError
 
 MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
@@ -107,16 +106,10 @@ def publish(store: str, catalogue_file: Path) -> list[str]:
 
 
 def install_packages() -> None:
-    missing = debian.missing(PACKAGES)
-    if not missing:
-        return
-    if shutil.which("apt-get") is None:
-        raise EngineError(f"Missing {', '.join(missing)}: the course registry needs a Debian-like machine.")
-    print(f"[course] installing Debian packages: {' '.join(missing)}", file=sys.stderr, flush=True)
     try:
-        debian.apt_install(missing)
+        debian.install_missing(PACKAGES)
     except debian.AptFailed as err:
-        raise EngineError(str(err)) from None
+        raise EngineError(f"{err}: the course registry needs Debian's docker-registry and busybox-static.") from None
 
 
 def serve(listen: list[str]) -> str:
