@@ -26,8 +26,12 @@ def _published(container: Container) -> str:
     return ", ".join(f"{b['HostPort']}->{p}" for p, bs in sorted(ports.items()) for b in bs or [])
 
 
-def _rows(client: docker.DockerClient, run: Run, networks: Sequence[Network],
-          containers: Sequence[Container]) -> list[dict]:
+def topology_table(client: docker.DockerClient, run: Run, networks: Sequence[Network],
+                   containers: Sequence[Container]) -> pd.DataFrame:
+    """One row per (bridge network, container on it): bridge, subnet, the container's IP, both
+    ends of its veth pair (read live: ``ip -o link`` inside and on the host), and published ports."""
+    if not networks or not containers:
+        raise BadInput("give at least one bridge network and one container on it.")
     on_host = {link.index: link for link in host_links(client, run)}
     rows = []
     for net in networks:
@@ -46,21 +50,6 @@ def _rows(client: docker.DockerClient, run: Run, networks: Sequence[Network],
                          "host end": host.label if host else "",
                          "ends match": bool(host and inside and host.peer == inside.index and host.master == bridge),
                          "published": _published(c)})
-    return rows
-
-
-def topology_table(client: docker.DockerClient, run: Run, networks: Sequence[Network],
-                   containers: Sequence[Container]) -> pd.DataFrame:
-    """One row per (bridge network, container on it): bridge, subnet, the container's IP, both
-    ends of its veth pair (read live: ``ip -o link`` inside and on the host), and published ports."""
-    if not networks or not containers:
-        raise BadInput("give at least one bridge network and one container on it.")
-    for _ in range(3):
-        rows = _rows(client, run, networks, containers)
-        # read again if a pair looked broken: the host's links are read in one go, and on a busy
-        # daemon (other runs making and removing containers) that read can miss an end for a moment
-        if all(r["ends match"] for r in rows):
-            break
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
