@@ -72,8 +72,14 @@ def test_events_replayed_through_the_state_machine(client, run, pulled):
     c.remove()
     walk = state_walk(recorder.wait_for(c.id, "destroy"))
     recorder.close()
-    assert walk["action"].tolist() == ["create", "start", "pause", "unpause", "kill", "die", "stop", "start",
-                                       "restart", "rename", "kill", "die", "stop", "destroy"]
+    actions = walk["action"].tolist()
+    if actions[2:6] == ["pause", "unpause"] * 2:
+        # dockerd 20.10's echo, not ours: containerd's "paused" reached the daemon's monitor only
+        # after the unpause, found the container unpaused, logged "pause" again, then "unpause"
+        # for containerd's "resumed" (daemon/monitor.go). Back-to-back calls on a busy machine do it.
+        del actions[4:6]
+    assert actions == ["create", "start", "pause", "unpause", "kill", "die", "stop", "start",
+                       "restart", "rename", "kill", "die", "stop", "destroy"]
     assert walk["to"].tolist()[-1] == "removed"
     assert walk.loc[walk["action"] == "kill", "detail"].tolist() == ["signal 15", "signal 15"]
     assert walk.loc[walk["action"] == "rename", "detail"].tolist() == [f"was {run.name('walk')}"]
