@@ -6,7 +6,7 @@ A notebook's setup cell does ``client = connect()`` and ``run = Run(client, "top
 
 from .connection import connect, daemon_host, describe
 from .mirrors import check_images
-from .errors import BadInput, CourseError, DaemonNotFound, ImageNotAvailable, NameTaken, NotFound
+from .errors import BadInput, CourseError, DaemonNotAnswering, DaemonNotFound, ImageNotAvailable, NameTaken, NotFound
 from .imagekit import BASE_IMAGE, BASE_REPO, BASE_TAG
 from .naming import Run, cleanup_all
 from .tables import (containers_table, history_table, images_table, inspect_table, key_value_table,
@@ -14,7 +14,7 @@ from .tables import (containers_table, history_table, images_table, inspect_tabl
 
 __all__ = [
     "check_images",
-    "BASE_IMAGE", "BASE_REPO", "BASE_TAG", "BadInput", "CourseError", "DaemonNotFound",
+    "BASE_IMAGE", "BASE_REPO", "BASE_TAG", "BadInput", "CourseError", "DaemonNotAnswering", "DaemonNotFound",
     "ImageNotAvailable", "NameTaken", "NotFound", "Run", "cleanup_all", "connect",
     "containers_table", "daemon_host", "describe", "history_table", "images_table",
     "inspect_table", "key_value_table", "networks_table", "top_table",

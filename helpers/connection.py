@@ -122,7 +122,7 @@ def connect() -> docker.DockerClient:
 
 def explain_faults_in_ipython(client: docker.DockerClient | None = None) -> None:
     """In a notebook, show the course's one sentence (:func:`helpers.errors.explain`) instead of
-    docker-py's traceback when the daemon stops, an object vanishes or no registry answers.
+    docker-py's traceback when the daemon stops or hangs, an object vanishes or no registry answers.
 
     Other errors show as usual. Outside IPython this does nothing.
     """
@@ -147,7 +147,8 @@ def explain_faults_in_ipython(client: docker.DockerClient | None = None) -> None
         else:
             shell.showtraceback((type(course), course, None))
 
-    shell.set_custom_exc((DockerException, requests.exceptions.ConnectionError), handler)
+    shell.set_custom_exc((DockerException, requests.exceptions.ConnectionError,
+                          requests.exceptions.ReadTimeout), handler)
     shell._course_explains = True
 
 

@@ -18,6 +18,10 @@ class DaemonNotFound(CourseError):
     """No Docker daemon answered at any place the course looked."""
 
 
+class DaemonNotAnswering(CourseError):
+    """The daemon took a call but gave no answer in time: overloaded, or stuck."""
+
+
 class ImageNotAvailable(CourseError):
     """An image could be found neither locally nor in any registry the daemon can reach."""
 
@@ -43,15 +47,25 @@ class EngineError(CourseError):
 def explain(err: BaseException, client=None) -> CourseError | None:  # noqa: ANN001 (a DockerClient)
     """The course's one sentence for a docker-py error caused by a known fault, else None.
 
-    Three faults happen in every class: the daemon stopped or restarted mid-notebook, an object
-    was removed under the notebook (another tab, ``./course clean``, ``docker rm``), and no
-    registry answers a pull. Anything else is left as docker-py raised it. ``client`` (the
-    daemon's) tells a registry that is down from an image that is in no registry.
+    Four faults happen in classes: the daemon stopped or restarted mid-notebook, the daemon
+    took a call and never answered (a host carrying too many learners, or dockerd stuck on one
+    container), an object was removed under the notebook (another tab, ``./course clean``,
+    ``docker rm``), and no registry answers a pull. Anything else is left as docker-py raised it.
+    ``client`` (the daemon's) tells a registry that is down from an image that is in no registry.
     """
+    import re
+
     import docker.errors
     import requests.exceptions
 
     text = str(err)
+    if isinstance(err, requests.exceptions.ReadTimeout):
+        waited = re.search(r"read timeout=([0-9.]+)", text)
+        within = f"within {waited.group(1)} s" if waited else "in time"
+        return DaemonNotAnswering(
+            f"The Docker daemon took the call but did not answer {within} (too many learners on one host, "
+            "or a container stuck in dockerd): run the cell again; if it hangs again, restart the daemon "
+            "(`./course engine stop`, then `./course engine start`) and rerun from the Setup cell.")
     if isinstance(err, requests.exceptions.ConnectionError) or (
             isinstance(err, docker.errors.DockerException) and not isinstance(err, docker.errors.APIError)
             and ("Connection refused" in text or "FileNotFoundError" in text or "Connection aborted" in text)):

@@ -24,7 +24,7 @@ import docker
 import pytest
 
 from helpers import imagekit, procs
-from helpers.errors import DaemonNotFound, ImageNotAvailable, NotFound, explain
+from helpers.errors import DaemonNotAnswering, DaemonNotFound, ImageNotAvailable, NotFound, explain
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not all(shutil.which(c) for c in ("dockerd", "unshare", "nsenter")),
@@ -199,6 +199,62 @@ def test_explain_a_dead_daemon(private):
     assert isinstance(explain(err.value), DaemonNotFound)
 
 
+# --- the daemon takes a call and never answers -----------------------------------------------------
+
+class SilentDaemon:
+    """A unix socket that answers ``/_ping`` and ``/version`` (so ``connect()`` finds a daemon)
+    and then takes every other call without ever answering: what learners saw when dockerd 20.10
+    held a container stuck "pausing" and every call waited on its lock."""
+
+    def __init__(self, folder: Path) -> None:
+        import socketserver
+        import threading
+
+        self.path = folder / "silent.sock"
+        self.release = threading.Event()
+        release = self.release
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                while True:
+                    request = self.rfile.readline().decode()
+                    while self.rfile.readline() not in (b"\r\n", b""):
+                        pass
+                    if "/_ping" in request or "/version" in request:
+                        body = b"OK" if "/_ping" in request else b'{"ApiVersion": "1.41", "Version": "20.10"}'
+                        self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+                        continue
+                    release.wait(60)  # the stuck call: no answer until the test is over
+                    return
+
+        class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+            daemon_threads = True
+
+        self.server = Server(str(self.path), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_daemon_that_never_answers_says_so_in_one_sentence(tmp_path):
+    silent = SilentDaemon(tmp_path)
+    kernel = Kernel(f"unix://{silent.path}")
+    try:
+        done = kernel.cell("import helpers.connection\nhelpers.connection.CALL_TIMEOUT = 1\n"
+                           "from helpers import connect\nclient = connect()\nprint(client.api.timeout)")
+        assert done["status"] == "ok" and done["stdout"].strip() == "1", done
+        done = kernel.cell("client.containers.list()")
+        text = one_sentence(done["errors"], "DaemonNotAnswering")
+        assert text.startswith("The Docker daemon took the call but did not answer within 1 s")
+        assert "./course engine stop" in text and "Setup cell" in text
+    finally:
+        kernel.close()
+        silent.close()
+
+
 # --- a container removed under a notebook ---------------------------------------------------------
 
 def test_container_removed_under_a_notebook(client):
@@ -289,4 +345,7 @@ def test_explain_leaves_unknown_errors_alone():
     assert explain(ValueError("x")) is None
     assert explain(docker.errors.APIError("409 Conflict")) is None
     assert isinstance(explain(docker.errors.NotFound("No such container: dc-abc123-web")), NotFound)
+    import requests.exceptions
+    assert isinstance(explain(requests.exceptions.ReadTimeout("Read timed out.")), DaemonNotAnswering)
+    assert "in time" in str(explain(requests.exceptions.ReadTimeout("Read timed out.")))
     assert ImageNotAvailable  # the registry fault's class, checked end to end above
