@@ -6,6 +6,7 @@ from __future__ import annotations
 import shlex
 import subprocess
 
+from docker.models.containers import ExecResult
 import pytest
 
 from helpers import BASE_IMAGE, BadInput, CourseError
@@ -114,6 +115,9 @@ def test_check_exec_result(client, run, pulled):
     assert "environment" in nb03.check_exec_result(box.exec_run(cmd, user="nobody", workdir="/tmp")).message
     assert "exit code" in nb03.check_exec_result(box.exec_run(["false"])).message
     assert "demux" in nb03.check_exec_result(box.exec_run(cmd, demux=True)).message
+    assert "printed nothing" in nb03.check_exec_result(box.exec_run(["true"])).message
+    lost = ExecResult(0, b"")  # what a busy dockerd can hand back for a short exec (moby#27289)
+    assert "lost its output" in nb03.check_exec_result(lost).message
     assert nb03.check_exec_result(box.exec_run(cmd, user="nobody", workdir="/tmp", environment={"COLOR": "blue"}))
 
 
