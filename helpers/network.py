@@ -206,18 +206,24 @@ _ATTACH_TOO_SLOW = "attaching to network failed"
 def run_attached(client: docker.DockerClient, run: Run, what: str, network: Network,
                  command: tuple[str, ...] = ("sleep", "600"), attempts: int = 3) -> Container:
     """``docker run -d --name WHAT --network OVERLAY busybox:1.35 sleep 600``, started again when
-    a busy swarm did not attach it in time ("attaching to network failed … deadline exceeded")."""
+    a busy swarm did not attach it in time ("attaching to network failed … deadline exceeded"), or
+    when the node's swarm agent has not yet heard of the network made a moment ago ("network ID
+    not found"; seen with 30 learners on one host)."""
     if not isinstance(network, Network):
         raise BadInput(f"network should be the Network from client.networks.create(), not {type(network).__name__}.")
     container = client.containers.create(BASE_IMAGE, list(command), name=run.name(what), labels=run.labels,
                                          network=network.name)
+    not_yet = (f"network {network.id} not found", f"network {network.name} not found")
     for attempt in range(1, attempts + 1):
         try:
             container.start()
             return container
         except APIError as err:
-            if _ATTACH_TOO_SLOW not in str(err) or attempt == attempts:
+            unknown = any(s in str(err) for s in not_yet)
+            if not (unknown or _ATTACH_TOO_SLOW in str(err)) or attempt == attempts:
                 raise
+            if unknown:  # no event says when the agent learns of a network: back off a little
+                time.sleep(0.5 * attempt)
 
 
 def bridge_name(client: docker.DockerClient, network: Network | str) -> str:

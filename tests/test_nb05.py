@@ -256,6 +256,12 @@ def test_run_attached_starts_again_when_the_swarm_was_too_slow(client, run):
     with pytest.raises(APIError):
         network.run_attached(_fake_client(never), run, "ov-a", ov)
     assert never.starts == 3                                   # three tries, then the daemon's own error
+    unknown = _SlowSwarmContainer(fails=2, message="network x not found")   # the agent has not heard of it yet
+    assert network.run_attached(_fake_client(unknown), run, "ov-a", ov) is unknown and unknown.starts == 3
+    elsewhere = _SlowSwarmContainer(fails=1, message="network someone-elses not found")
+    with pytest.raises(APIError):
+        network.run_attached(_fake_client(elsewhere), run, "ov-a", ov)
+    assert elsewhere.starts == 1                               # only this network's "not found" is waited out
     other = _SlowSwarmContainer(fails=1, message="No such image")
     with pytest.raises(APIError):
         network.run_attached(_fake_client(other), run, "ov-a", ov)
