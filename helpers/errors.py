@@ -47,10 +47,11 @@ class EngineError(CourseError):
 def explain(err: BaseException, client=None) -> CourseError | None:  # noqa: ANN001 (a DockerClient)
     """The course's one sentence for a docker-py error caused by a known fault, else None.
 
-    Four faults happen in classes: the daemon stopped or restarted mid-notebook, the daemon
+    Five faults happen in classes: the daemon stopped or restarted mid-notebook, the daemon
     took a call and never answered (a host carrying too many learners, or dockerd stuck on one
-    container), an object was removed under the notebook (another tab, ``./course clean``,
-    ``docker rm``), and no registry answers a pull. Anything else is left as docker-py raised it.
+    container), a pause the kernel could not carry out on a very busy host, an object was removed
+    under the notebook (another tab, ``./course clean``, ``docker rm``), and no registry answers
+    a pull. Anything else is left as docker-py raised it.
     ``client`` (the daemon's) tells a registry that is down from an image that is in no registry.
     """
     import re
@@ -79,6 +80,10 @@ def explain(err: BaseException, client=None) -> CourseError | None:  # noqa: ANN
                 return NotFound(
                     f"The {kind} {ref} no longer exists (something removed it outside this notebook: another "
                     f"tab, `./course clean`, `docker rm`): run the cell that creates it again.")
+    if isinstance(err, docker.errors.APIError) and "unable to freeze" in text:
+        return CourseError(
+            "The kernel did not freeze the container's processes in time (the cgroup v1 freezer gives up "
+            "on a very busy host, a known limit of runc) and nothing was paused: run the cell again.")
     if isinstance(err, docker.errors.APIError):
         url = str(getattr(getattr(err, "response", None), "url", "") or "")
         unreachable = ("dial tcp", "no such host", "connection refused", "i/o timeout", "TLS handshake")

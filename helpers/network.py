@@ -204,7 +204,7 @@ _ATTACH_TOO_SLOW = "attaching to network failed"
 
 
 def run_attached(client: docker.DockerClient, run: Run, what: str, network: Network,
-                 command: tuple[str, ...] = ("sleep", "600"), attempts: int = 3) -> Container:
+                 command: tuple[str, ...] = ("sleep", "600"), attempts: int = 5) -> Container:
     """``docker run -d --name WHAT --network OVERLAY busybox:1.35 sleep 600``, started again when
     a busy swarm did not attach it in time ("attaching to network failed … deadline exceeded"), or
     when the node's swarm agent has not yet heard of the network made a moment ago ("network ID
@@ -213,6 +213,8 @@ def run_attached(client: docker.DockerClient, run: Run, what: str, network: Netw
         raise BadInput(f"network should be the Network from client.networks.create(), not {type(network).__name__}.")
     container = client.containers.create(BASE_IMAGE, list(command), name=run.name(what), labels=run.labels,
                                          network=network.name)
+    # after a failed attach the node tears its copy of the network down, and a start meanwhile
+    # finds it gone, by id or by name, until the swarm hands it out again
     not_yet = (f"network {network.id} not found", f"network {network.name} not found")
     for attempt in range(1, attempts + 1):
         try:

@@ -345,6 +345,9 @@ def test_explain_leaves_unknown_errors_alone():
     assert explain(ValueError("x")) is None
     assert explain(docker.errors.APIError("409 Conflict")) is None
     assert isinstance(explain(docker.errors.NotFound("No such container: dc-abc123-web")), NotFound)
+    frozen = explain(docker.errors.APIError("500 Server Error: Cannot pause container 2f10: OCI runtime pause "
+                                            "failed: unable to freeze: unknown"))
+    assert "did not freeze" in str(frozen) and "run the cell again" in str(frozen)
     import requests.exceptions
     assert isinstance(explain(requests.exceptions.ReadTimeout("Read timed out.")), DaemonNotAnswering)
     assert "in time" in str(explain(requests.exceptions.ReadTimeout("Read timed out.")))

@@ -255,9 +255,9 @@ def test_run_attached_starts_again_when_the_swarm_was_too_slow(client, run):
     never = _SlowSwarmContainer(fails=10)
     with pytest.raises(APIError):
         network.run_attached(_fake_client(never), run, "ov-a", ov)
-    assert never.starts == 3                                   # three tries, then the daemon's own error
-    unknown = _SlowSwarmContainer(fails=2, message="network x not found")   # the agent has not heard of it yet
-    assert network.run_attached(_fake_client(unknown), run, "ov-a", ov) is unknown and unknown.starts == 3
+    assert never.starts == 5                                   # five tries, then the daemon's own error
+    unknown = _SlowSwarmContainer(fails=3, message="network ov not found")  # torn down after a failed attach
+    assert network.run_attached(_fake_client(unknown), run, "ov-a", ov) is unknown and unknown.starts == 4
     elsewhere = _SlowSwarmContainer(fails=1, message="network someone-elses not found")
     with pytest.raises(APIError):
         network.run_attached(_fake_client(elsewhere), run, "ov-a", ov)
