@@ -85,11 +85,8 @@ def engine_will_be_needed() -> bool:
 def prefetch() -> int:
     """Install the engine's packages now if it will need them; silent, always 0 (see above)."""
     try:
-        need = missing()
-        if need and engine_will_be_needed():
-            print(f"[course] installing Debian packages alongside the virtualenv: {' '.join(need)}",
-                  file=sys.stderr, flush=True)
-            apt_install(need)
+        if missing() and engine_will_be_needed():
+            install_missing(why=" alongside the virtualenv")
     except Exception:  # noqa: BLE001 — the engine step tries again and says what is wrong
         pass
     return 0

@@ -23,6 +23,7 @@ from docker.errors import DockerException
 from . import connection, debian, imagekit, procs, registry
 from .errors import DaemonNotFound, EngineError
 
+
 def say(msg: str) -> None:
     print(f"[course] {msg}", file=sys.stderr, flush=True)
 

@@ -38,9 +38,9 @@ def test_prefetch_installs_only_what_is_missing_and_never_fails(monkeypatch):
     calls = []
     monkeypatch.setattr(debian, "engine_will_be_needed", lambda: True)
     monkeypatch.setattr(debian, "apt_install", lambda pkgs: calls.append(pkgs))
-    monkeypatch.setattr(debian, "missing", lambda: [])
+    monkeypatch.setattr(debian, "missing", lambda commands=debian.PACKAGES: [])
     assert debian.prefetch() == 0 and calls == []                  # nothing missing: apt is not run
-    monkeypatch.setattr(debian, "missing", lambda: ["docker.io"])
+    monkeypatch.setattr(debian, "missing", lambda commands=debian.PACKAGES: ["docker.io"])
     assert debian.prefetch() == 0 and calls == [["docker.io"]]
     monkeypatch.setattr(debian, "apt_install", lambda pkgs: (_ for _ in ()).throw(debian.AptFailed("no network")))
     assert debian.prefetch() == 0                                  # the engine step will say why

@@ -6,8 +6,8 @@ from __future__ import annotations
 import shlex
 import subprocess
 
-from docker.models.containers import ExecResult
 import pytest
+from docker.models.containers import ExecResult
 
 from helpers import BASE_IMAGE, BadInput, CourseError
 from helpers.attach import AttachClosed, AttachTimeout, attach
