@@ -280,3 +280,21 @@ def wait_for_process(container: Any, command: str, timeout: float = 30.0) -> Non
             raise CourseError(f"{container.name} shows no process {command!r} after {timeout:g} s: "
                               "look at container.top() to see what runs.")
         time.sleep(0.05)
+
+
+def pause(api: docker.APIClient, container_id: str, attempts: int = 3) -> None:
+    """``docker pause``, asked again when the kernel's freezer gave up ("unable to freeze").
+
+    On cgroup v1, runc freezes a container by writing FROZEN and reading the state back, about a
+    thousand times in a quarter of a second; a process that is awake (a shell waiting for its child)
+    must get the CPU in that window to freeze, and on a host busy with a whole class it sometimes
+    does not. Nothing is paused then and the daemon says so; asking again almost always succeeds.
+    Every other error, and the last attempt's, is raised as docker-py raised it.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            api.pause(container_id)
+            return
+        except docker.errors.APIError as err:
+            if "unable to freeze" not in str(err) or attempt == attempts:
+                raise

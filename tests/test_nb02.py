@@ -16,7 +16,7 @@ from helpers import BASE_IMAGE  # noqa: E402
 from helpers.checks import nb02  # noqa: E402
 from helpers.errors import BadInput, CourseError  # noqa: E402
 from helpers.lifecycle import (POLITE_COMMAND, EventRecorder, StateLog, container_events,  # noqa: E402
-                               parse_time, split_timestamps, state_walk, wait_for_log)
+                               parse_time, pause, split_timestamps, state_walk, wait_for_log)
 from helpers.pictures.lifecycle import draw_lifecycle  # noqa: E402
 from helpers.widgets.lifecycle_panel import LifecyclePanel  # noqa: E402
 from tests.cheatsheet import run_cli, sheet_commands  # noqa: E402
@@ -134,6 +134,35 @@ def test_timestamps(client, run, pulled):
 
 
 # --- the control panel ------------------------------------------------------------------------
+
+class _Freezer:
+    """An APIClient whose pause the cgroup v1 freezer gives up on ``refusals`` times, then does."""
+
+    def __init__(self, refusals: int, message: str = "unable to freeze") -> None:
+        self.refusals, self.message, self.calls = refusals, message, 0
+
+    def pause(self, container_id: str) -> None:
+        import docker.errors
+        self.calls += 1
+        if self.calls <= self.refusals:
+            raise docker.errors.APIError(f"500 Server Error: Cannot pause container {container_id}: "
+                                         f"OCI runtime pause failed: {self.message}: unknown")
+
+
+def test_pause_asks_again_only_when_the_freezer_gave_up():
+    import docker.errors
+    api = _Freezer(refusals=2)
+    pause(api, "c1")
+    assert api.calls == 3                                # two refusals, then paused
+    api = _Freezer(refusals=3)
+    with pytest.raises(docker.errors.APIError, match="unable to freeze"):
+        pause(api, "c1")                                 # three refusals: the daemon's error, as is
+    assert api.calls == 3
+    api = _Freezer(refusals=1, message="container c1 is not running")
+    with pytest.raises(docker.errors.APIError, match="not running"):
+        pause(api, "c1")                                 # any other error: at once, not again
+    assert api.calls == 1
+
 
 def test_panel_buttons_drive_the_daemon(client, run, pulled):
     panel = LifecyclePanel(client, run)

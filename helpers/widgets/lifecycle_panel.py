@@ -21,7 +21,7 @@ from docker.errors import APIError, NotFound as DockerNotFound
 
 from ..errors import BadInput, CourseError
 from ..imagekit import BASE_IMAGE
-from ..lifecycle import POLITE_COMMAND
+from ..lifecycle import POLITE_COMMAND, pause
 from ..naming import Run
 
 ACTIONS = ("create", "start", "pause", "unpause", "stop", "restart", "rename", "remove")
@@ -131,7 +131,7 @@ class LifecyclePanel:
         if action == "start":
             api.start(self.container_id)
         elif action == "pause":
-            api.pause(self.container_id)
+            pause(api, self.container_id)  # asks again if a busy host's freezer gave up
         elif action == "unpause":
             api.unpause(self.container_id)
         elif action == "stop":
