@@ -141,19 +141,28 @@ def _execute(client: Any, nb: Any, compare: _Cell, unrun: set[int], reference: d
     return kernel_pid
 
 
-def run_learner(paths: list[Path]) -> list[dict[str, Any]]:
-    """One learner: every notebook in order, one fresh kernel each."""
+def _run_checked(path: Path, patterns: dict[str, str]) -> dict[str, Any]:
+    try:
+        return run_notebook(path, patterns)
+    except Exception as err:  # noqa: BLE001 — a kernel that died, a timeout: a failure, reported
+        return {"notebook": path.name, "seconds": None, "kernel_pid": None,
+                "failures": [f"{type(err).__name__}: {str(err)[:300]}"]}
+
+
+def run_learner(paths: list[Path], tabs: int = 1) -> list[dict[str, Any]]:
+    """One learner: every notebook, one fresh kernel each; in order, or ``tabs`` notebooks at a
+    time (a learner with several tabs open), results still in the notebooks' order."""
+    from concurrent.futures import ProcessPoolExecutor
+
     from nbval.plugin import get_sanitize_patterns
 
     patterns = dict(get_sanitize_patterns(SANITIZE.read_text()))
-    results = []
-    for path in paths:
-        try:
-            results.append(run_notebook(path, patterns))
-        except Exception as err:  # noqa: BLE001 — a kernel that died, a timeout: a failure, reported
-            results.append({"notebook": path.name, "seconds": None, "kernel_pid": None,
-                            "failures": [f"{type(err).__name__}: {str(err)[:300]}"]})
-    return results
+    if tabs <= 1:
+        return [_run_checked(path, patterns) for path in paths]
+    with ProcessPoolExecutor(max_workers=tabs) as tab:
+        # the later chapters first: they are the longer ones, and a long one started last ends last
+        futures = {path: tab.submit(_run_checked, path, patterns) for path in reversed(paths)}
+        return [futures[path].result() for path in paths]
 
 
 # --- many learners at once -------------------------------------------------------------------------
@@ -265,11 +274,18 @@ def nbval_times_file(classmate: Path) -> Path:
 
 
 def main(argv: list[str]) -> int:
-    """One learner: ``python -m bench.learner OUT.json [NB…]``; OUT.json appears when it is done
-    (written whole, then renamed: a reader never sees half of it)."""
-    out, paths = Path(argv[0]), [Path(p) for p in argv[1:]] or course_notebooks()
+    """One learner: ``python -m bench.learner OUT.json [--tabs N] [NB…]``; OUT.json appears when it
+    is done (written whole, then renamed: a reader never sees half of it)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m bench.learner")
+    parser.add_argument("out", type=Path, help="where the results go (JSON)")
+    parser.add_argument("--tabs", type=int, default=1, help="notebooks run at once (default: one after another)")
+    parser.add_argument("notebooks", nargs="*", type=Path)
+    args = parser.parse_intermixed_args(argv)
+    out, paths = args.out, args.notebooks or course_notebooks()
     started = time.time()
-    results = run_learner(paths)
+    results = run_learner(paths, tabs=args.tabs)
     partial = out.with_name(out.name + ".partial")
     partial.write_text(json.dumps({"started": started, "finished": time.time(), "notebooks": results}, indent=1))
     partial.replace(out)

@@ -43,6 +43,7 @@ import docker
 from docker.errors import APIError, ImageNotFound, NotFound
 
 from . import connection, debian, procs, registry
+from .engine import GO_RUNTIME
 from .errors import EngineError
 from .imagekit import FIXED_MTIME
 
@@ -260,7 +261,8 @@ def start(client: docker.DockerClient, mirror: bool = True, timeout: float = 60,
     host_config.update(MaskedPaths=[], ReadonlyPaths=[])
     created = client.api.create_container(
         ref, name=name, labels=labels, detach=True, host_config=host_config,
-        environment={"COURSE_MIRROR": registry.front_address(gateway) if mirror else ""},
+        # the Go runtime's settings of the course's own engine, for the same reason (GO_RUNTIME)
+        environment={"COURSE_MIRROR": registry.front_address(gateway) if mirror else "", **GO_RUNTIME},
         networking_config=client.api.create_networking_config(
             {name: client.api.create_endpoint_config(ipv4_address=address)}))
     container = client.containers.get(created["Id"])

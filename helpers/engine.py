@@ -82,6 +82,16 @@ def offline_env() -> dict[str, str]:
     return env
 
 
+#: The Go runtime's settings for the engine and all it starts. dockerd, containerd, every shim and
+#: runc are Go programs, and every container start re-executes the 70 MB dockerd binary twice
+#: (libnetwork's ``set-ipv6`` and ``libnetwork-setkey`` hook), each re-exec a fresh Go runtime that
+#: garbage-collects several times while it initialises. With the collector paced by a memory
+#: limit instead of by heap growth (the Go GC guide's ``GOGC=off`` + ``GOMEMLIMIT``), those
+#: short programs never collect, and the engine's processes collect only as they near the limit.
+#: Children inherit the environment, runc's hooks included.
+GO_RUNTIME = {"GOGC": "off", "GOMEMLIMIT": "768MiB"}
+
+
 def start_dockerd() -> docker.DockerClient:
     state = state_dir()
     log = state / "dockerd.log"
@@ -100,7 +110,7 @@ def start_dockerd() -> docker.DockerClient:
             "--registry-mirror", f"http://{registry.front_address()}"]
     say(f"starting the course's Docker engine (log: {log})")
     log.unlink(missing_ok=True)  # one log per start: it shows what this engine did, nothing older
-    proc = procs.spawn(argv, log, env=offline_env())
+    proc = procs.spawn(argv, log, env={**offline_env(), **GO_RUNTIME})
     procs.wait_until(lambda: running_client() is not None, "the course's Docker engine", log,
                      timeout=60, proc=proc)
     client = running_client()

@@ -67,3 +67,43 @@ def test_daemon_log_shows_every_pull_served_by_the_course_registry(client):
     assert all("127.0.0.1:9" in line for line in fallbacks), fallbacks[:3]
     served = re.findall(r'"Pulling ref from V2 registry: (\S+)"', log)
     assert "busybox:1.35" in served
+
+
+
+def test_the_course_engine_and_what_it_starts_share_its_go_runtime_settings(client, run):
+    """dockerd, its containerd and every shim (and so runc and its hooks) carry GO_RUNTIME: the
+    re-executions of dockerd at each container start then skip their garbage collections."""
+    import glob
+
+    from helpers.engine import GO_RUNTIME
+
+    if not course_engine_in_use(client):
+        pytest.skip("this daemon is not the course's own engine")
+    dockerd = int((connection.STATE_DIR / "docker.pid").read_text())
+    container = client.containers.run(imagekit.BASE_IMAGE, ["sleep", "30"], detach=True,
+                                      name=run.name("go-runtime"), labels=run.labels)
+    try:
+        commands = {int(p.split("/")[2]): _cmdline(int(p.split("/")[2])) for p in glob.glob("/proc/[0-9]*/cmdline")}
+        containerd = [p for p, cmd in commands.items() if cmd.startswith("containerd ") and _parent(p) == dockerd]
+        shim = [p for p, cmd in commands.items() if "containerd-shim" in cmd and f"-id {container.id}" in cmd]
+        assert containerd and shim, (containerd, shim)
+        for pid in [dockerd, *containerd, *shim]:
+            env = dict(line.split("=", 1) for line in
+                       open(f"/proc/{pid}/environ", "rb").read().decode().split("\0") if "=" in line)
+            assert {k: env.get(k) for k in GO_RUNTIME} == GO_RUNTIME, commands[pid][:80]
+    finally:
+        container.remove(force=True)
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def _parent(pid: int) -> int:
+    try:
+        return int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0

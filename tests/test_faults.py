@@ -24,6 +24,7 @@ import docker
 import pytest
 
 from helpers import imagekit, procs
+from helpers.engine import GO_RUNTIME
 from helpers.errors import DaemonNotAnswering, DaemonNotFound, ImageNotAvailable, NotFound, explain
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,7 +66,7 @@ class PrivateDaemon:
         # In a network namespace of its own: dockerd --bridge none deletes any link named docker0
         # it can see, and on the host that is the course engine's. Here it sees only its own lo.
         self.proc = procs.spawn(["unshare", "--net", "sh", "-c", 'ip link set lo up && exec "$@"', "sh", *dockerd],
-                                self.folder / "dockerd.log")
+                                self.folder / "dockerd.log", env={**os.environ, **GO_RUNTIME})  # as the course's
         procs.wait_until(self.answers, "the private dockerd", self.folder / "dockerd.log", timeout=60, proc=self.proc)
         return self.client()
 
