@@ -141,19 +141,24 @@ class EventRecorder:
         self.events: list[dict[str, Any]] = []
         self._changed = threading.Condition()
         self._closed = False
+        self.client, self.since = client, daemon_time(client)
         # since=now: the daemon replays what happened between this call and its subscription
-        self._stream = client.events(since=daemon_time(client), decode=True,
+        self._stream = client.events(since=self.since, decode=True,
                                      filters={**(filters or {}), "type": "container"})
         self._thread = threading.Thread(target=self._pump, name="event-recorder", daemon=True)
         self._thread.start()
+
+    @staticmethod
+    def _key(event: dict[str, Any]) -> tuple[Any, Any, Any]:
+        # the same event twice (same container, action and nanosecond) is one event delivered
+        # twice, as a busy daemon's replay-then-follow may do
+        return event.get("id"), event.get("Action"), event.get("timeNano")
 
     def _pump(self) -> None:
         seen: set[tuple[Any, Any, Any]] = set()
         try:
             for event in self._stream:
-                # the same event twice (same container, action and nanosecond) is one event
-                # delivered twice, as a busy daemon's replay-then-follow may do: keep it once
-                key = (event.get("id"), event.get("Action"), event.get("timeNano"))
+                key = self._key(event)
                 if key in seen:
                     continue
                 seen.add(key)
@@ -173,8 +178,27 @@ class EventRecorder:
             return [e for e in self.events if e.get("id", "").startswith(container_id)
                     and e.get("Action") in LIFECYCLE_ACTIONS]
 
+    def with_history(self, container_id: str) -> list[dict[str, Any]]:
+        """The container's events from the stream, plus any the stream did not bring that the
+        daemon still keeps (``docker events --since … --until …``), oldest first.
+
+        A busy daemon can drop a live event: it hands each event to each subscriber within 100 ms
+        or not at all (its publisher's timeout), and on a host that a whole class keeps busy
+        dockerd's own threads sometimes wait longer than that for a CPU. Its replay comes from
+        the last 256 events it stores, which nothing drops, so what the stream lost recently is there.
+        """
+        live = self.of(container_id)
+        try:
+            past = container_events(self.client, container_id, self.since)
+        except docker.errors.APIError:
+            return live
+        merged = {self._key(e): e for e in past}
+        merged.update({self._key(e): e for e in live})
+        return sorted(merged.values(), key=lambda e: int(e.get("timeNano") or 0))
+
     def wait_for(self, container_id: str, action: str, count: int = 1, timeout: float = 30.0) -> list[dict[str, Any]]:
-        """Block until ``count`` events ``action`` of the container have arrived; return its events.
+        """Block until ``count`` events ``action`` of the container have arrived; return its events
+        (with any the stream dropped that the daemon still keeps: :meth:`with_history`).
 
         The daemon logs a command's last event before answering it, but the stream brings it a
         moment later: wait for ``stop`` after ``container.stop()``, ``destroy`` after ``remove()``.
@@ -185,9 +209,13 @@ class EventRecorder:
         def arrived() -> bool:
             return self._closed or sum(e["Action"] == action for e in self.of(container_id)) >= count
 
-        with self._changed:
-            self._changed.wait_for(arrived, timeout=timeout)
-        found = self.of(container_id)
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._changed:  # the stream, and every 2 s the daemon's replay (a dropped event)
+                self._changed.wait_for(arrived, timeout=max(0.0, min(2.0, deadline - time.monotonic())))
+            found = self.with_history(container_id)
+            if self._closed or sum(e["Action"] == action for e in found) >= count or time.monotonic() >= deadline:
+                break
         if sum(e["Action"] == action for e in found) < count:
             raise CourseError(f"{count} {action!r} event(s) of {container_id[:12]} did not arrive within "
                               f"{timeout:g} s: did the command really run (and the recorder start before it)?")

@@ -152,21 +152,33 @@ def reaches(container: Container, target: str, patience: float = 3.0) -> bool:
             return False
 
 
+def _on_host(client: docker.DockerClient, run: Run, argv: list[str], what: str) -> str:
+    """What ``argv`` prints in the daemon host's network namespace, from a throw-away busybox
+    container (``docker run --rm --network host busybox …``).
+
+    The host always has links and routes, so an empty answer means the output was lost: on a
+    daemon busy with a class, a container that ends at once sometimes leaves no logs behind
+    (moby#27289). It is asked again then, up to three times.
+    """
+    out = ""
+    for _ in range(3):
+        out = client.containers.run(BASE_IMAGE, argv, network_mode="host",
+                                    name=run.name(f"{what}-{os.urandom(2).hex()}"), labels=run.labels,
+                                    remove=True).decode()
+        if out.strip():
+            break
+    return out
+
+
 def host_links(client: docker.DockerClient, run: Run) -> list[Link]:
     """The interfaces of the daemon's host, read by a throw-away busybox container in the host's
     network namespace (``docker run --rm --network host busybox ip -o link``)."""
-    out = client.containers.run(BASE_IMAGE, ["ip", "-o", "link"], network_mode="host",
-                                name=run.name(f"hostip-{os.urandom(2).hex()}"), labels=run.labels,
-                                remove=True)
-    return parse_links(out.decode())
+    return parse_links(_on_host(client, run, ["ip", "-o", "link"], "hostip"))
 
 
 def host_routes(client: docker.DockerClient, run: Run) -> list[str]:
     """The routing table of the daemon's host (``ip route`` in the host's network namespace)."""
-    out = client.containers.run(BASE_IMAGE, ["ip", "route"], network_mode="host",
-                                name=run.name(f"hostrt-{os.urandom(2).hex()}"), labels=run.labels,
-                                remove=True)
-    return [r.strip() for r in out.decode().splitlines() if r.strip()]
+    return [r.strip() for r in _on_host(client, run, ["ip", "route"], "hostrt").splitlines() if r.strip()]
 
 
 # --- networks ---------------------------------------------------------------------------------

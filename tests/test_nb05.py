@@ -310,3 +310,25 @@ def test_a_listing_that_came_back_empty_is_asked_again(monkeypatch):
     monkeypatch.setattr(never, "reload", lambda: None)
     monkeypatch.setattr(never, "exec_run", lambda cmd: calls.append(cmd) or (0, b""))
     assert network.links(never) == [] and len(calls) == 3       # three tries, then what there is
+
+
+def test_host_listings_are_asked_again_when_the_output_was_lost(run):
+    """On a busy daemon a `docker run --rm` that ends at once may come back with no output
+    (moby#27289); the host always has links, so an empty answer is asked again — three times."""
+    class Containers:
+        def __init__(self, answers):
+            self.answers, self.calls = list(answers), 0
+
+        def run(self, image, command, **kwargs):
+            assert kwargs["network_mode"] == "host" and kwargs["remove"] and kwargs["labels"] == run.labels
+            self.calls += 1
+            return self.answers.pop(0)
+
+    lo = b"1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN mode DEFAULT link/loopback 00:00:00:00:00:00\n"
+    fake = type("Client", (), {})()
+    fake.containers = Containers([b"", b"", lo])
+    assert [link.name for link in network.host_links(fake, run)] == ["lo"] and fake.containers.calls == 3
+    fake.containers = Containers([b"", b"", b"", lo])
+    assert network.host_links(fake, run) == [] and fake.containers.calls == 3     # gives up after three
+    fake.containers = Containers([b"default via 172.17.0.1 dev eth0\n"])
+    assert network.host_routes(fake, run) == ["default via 172.17.0.1 dev eth0"] and fake.containers.calls == 1
