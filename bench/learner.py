@@ -1,10 +1,11 @@
 """Learners for the concurrency test and the benchmark: each runs the whole course in its own
 process and kernels, checked the way ``pytest --nbval`` checks it.
 
-``python -m bench.learner OUT.json NB…`` is one learner: it executes every notebook top to bottom
-in a fresh kernel (nbclient, the library behind ``jupyter nbconvert --execute``), and compares
-every cell's outputs with the committed ones using nbval's own comparison and the course's
-``tests/sanitize.cfg`` (``# NBVAL_IGNORE_OUTPUT``, ``# NBVAL_SKIP``, ``raises-exception`` obeyed).
+``python -m bench.learner OUT.json [--tabs N] NB…`` is one learner: it executes every notebook top to
+bottom in a fresh kernel (nbclient, the library behind ``jupyter nbconvert --execute``), one after
+another or N at a time (a learner with N tabs open), and compares every cell's outputs with the
+committed ones using nbval's own comparison and the course's ``tests/sanitize.cfg``
+(``# NBVAL_IGNORE_OUTPUT``, ``# NBVAL_SKIP``, ``raises-exception`` obeyed).
 
 :func:`classroom` starts N learners at once against the one daemon, samples the machine's memory
 while they run, and afterwards counts the objects their kernels left on the daemon.
