@@ -42,6 +42,10 @@ class EngineError(CourseError):
     """The course's own engine or registry could not be installed or started."""
 
 
+#: What runc says when the cgroup v1 freezer did not freeze a container in time (helpers.lifecycle.pause).
+FREEZE_REFUSED = "unable to freeze"
+
+
 # --- the faults of a class, in one sentence ---------------------------------------------------------
 
 def explain(err: BaseException, client=None) -> CourseError | None:  # noqa: ANN001 (a DockerClient)
@@ -80,7 +84,7 @@ def explain(err: BaseException, client=None) -> CourseError | None:  # noqa: ANN
                 return NotFound(
                     f"The {kind} {ref} no longer exists (something removed it outside this notebook: another "
                     f"tab, `./course clean`, `docker rm`): run the cell that creates it again.")
-    if isinstance(err, docker.errors.APIError) and "unable to freeze" in text:
+    if isinstance(err, docker.errors.APIError) and FREEZE_REFUSED in text:
         return CourseError(
             "The kernel did not freeze the container's processes in time (the cgroup v1 freezer gives up "
             "on a very busy host, a known limit of runc) and nothing was paused: run the cell again.")

@@ -23,7 +23,7 @@ import docker
 import pandas as pd
 from docker.errors import NotFound as DockerNotFound
 
-from .errors import BadInput, CourseError
+from .errors import FREEZE_REFUSED, BadInput, CourseError
 
 #: A main process that handles SIGTERM: prints a line and exits 0 at once (``sleep & wait`` lets the
 #: trap run as soon as the signal arrives, instead of after ``sleep`` ends).
@@ -324,5 +324,5 @@ def pause(api: docker.APIClient, container_id: str, attempts: int = 3) -> None:
             api.pause(container_id)
             return
         except docker.errors.APIError as err:
-            if "unable to freeze" not in str(err) or attempt == attempts:
+            if FREEZE_REFUSED not in str(err) or attempt == attempts:
                 raise

@@ -20,6 +20,7 @@ import socket
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -88,18 +89,24 @@ def _exec(container: Container, command: list[str]) -> tuple[int, str]:
     return code, out.decode(errors="replace")
 
 
-def _exec_listing(container: Container, command: list[str], attempts: int = 3) -> str:
-    """The output of a listing that always names ``lo`` (every network namespace has one).
+def _asked_again(ask: Callable[[], str], whole: Callable[[str], bool], attempts: int = 3) -> str:
+    """The output of a listing that is never empty, asked for again while it comes back lost.
 
-    A short exec's output can come back empty: the daemon may close the stream before the last
-    bytes (seen in the DinD pass, over TCP, with other notebooks busy). Ask again, then.
+    A short exec's, or a short ``--rm`` container's, output can come back empty: the daemon may
+    close the stream before the last bytes (moby#27289; seen in the DinD pass over TCP, and with a
+    class on one host).
     """
     out = ""
     for _ in range(attempts):
-        out = _exec(container, command)[1]
-        if re.search(r"\blo\b", out):
+        out = ask()
+        if whole(out):
             break
     return out
+
+
+def _exec_listing(container: Container, command: list[str]) -> str:
+    """The output of a listing that always names ``lo`` (every network namespace has one)."""
+    return _asked_again(lambda: _exec(container, command)[1], lambda out: re.search(r"\blo\b", out) is not None)
 
 
 def links(container: Container) -> list[Link]:
@@ -154,20 +161,12 @@ def reaches(container: Container, target: str, patience: float = 3.0) -> bool:
 
 def _on_host(client: docker.DockerClient, run: Run, argv: list[str], what: str) -> str:
     """What ``argv`` prints in the daemon host's network namespace, from a throw-away busybox
-    container (``docker run --rm --network host busybox …``).
-
-    The host always has links and routes, so an empty answer means the output was lost: on a
-    daemon busy with a class, a container that ends at once sometimes leaves no logs behind
-    (moby#27289). It is asked again then, up to three times.
-    """
-    out = ""
-    for _ in range(3):
-        out = client.containers.run(BASE_IMAGE, argv, network_mode="host",
-                                    name=run.name(f"{what}-{os.urandom(2).hex()}"), labels=run.labels,
-                                    remove=True).decode()
-        if out.strip():
-            break
-    return out
+    container (``docker run --rm --network host busybox …``); the host always has links and
+    routes, so an empty answer was lost and is asked for again."""
+    return _asked_again(lambda: client.containers.run(BASE_IMAGE, argv, network_mode="host",
+                                                      name=run.name(f"{what}-{os.urandom(2).hex()}"),
+                                                      labels=run.labels, remove=True).decode(),
+                        lambda out: bool(out.strip()))
 
 
 def host_links(client: docker.DockerClient, run: Run) -> list[Link]:

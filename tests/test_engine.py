@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from helpers import connection, imagekit, registry
+from helpers import connection, imagekit, procs, registry
 
 
 def test_rootfs_tar_is_reproducible_and_complete():
@@ -79,7 +79,7 @@ def test_the_course_engine_and_what_it_starts_share_its_go_runtime_settings(clie
 
     if not course_engine_in_use(client):
         pytest.skip("this daemon is not the course's own engine")
-    dockerd = int((connection.STATE_DIR / "docker.pid").read_text())
+    dockerd = procs.read_pid(connection.STATE_DIR / "docker.pid")
     container = client.containers.run(imagekit.BASE_IMAGE, ["sleep", "30"], detach=True,
                                       name=run.name("go-runtime"), labels=run.labels)
     try:
