@@ -16,6 +16,7 @@ import secrets
 import shutil
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -132,9 +133,12 @@ def remove_objects(client: docker.DockerClient, filters: dict[str, str], tag_pre
     """
     removed = {"containers": 0, "networks": 0, "volumes": 0, "images": 0, "files": 0}
     api = client.api  # raw listings: no per-object inspect that another clean-up could race into a 404
-    for c in api.containers(all=True, filters=filters):
-        if _gone_ok(lambda: api.remove_container(c["Id"], force=True, v=True)):
-            removed["containers"] += 1
+    # Four at a time: a removal mostly waits (for the kill, the kernel's veth teardown), so a run's
+    # dozen containers go in a third of the time; the daemon takes them in parallel anyway.
+    ids = [c["Id"] for c in api.containers(all=True, filters=filters)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        removed["containers"] = sum(pool.map(
+            lambda cid: _gone_ok(lambda: api.remove_container(cid, force=True, v=True)), ids))
     for n in api.networks(filters=filters):
         if _gone_ok(lambda: remove_network_when_free(api, n["Id"])):
             removed["networks"] += 1

@@ -312,23 +312,41 @@ def test_a_listing_that_came_back_empty_is_asked_again(monkeypatch):
     assert network.links(never) == [] and len(calls) == 3       # three tries, then what there is
 
 
-def test_host_listings_are_asked_again_when_the_output_was_lost(run):
-    """On a busy daemon a `docker run --rm` that ends at once may come back with no output
-    (moby#27289); the host always has links, so an empty answer is asked again — three times."""
-    class Containers:
-        def __init__(self, answers):
-            self.answers, self.calls = list(answers), 0
+def test_host_listings_are_asked_again_when_the_output_was_lost(run, monkeypatch):
+    """On a busy daemon a short exec may come back with no output (moby#27289); the host always
+    has links, so an empty answer is asked again — three times."""
+    from docker.models.containers import Container
 
-        def run(self, image, command, **kwargs):
-            assert kwargs["network_mode"] == "host" and kwargs["remove"] and kwargs["labels"] == run.labels
-            self.calls += 1
-            return self.answers.pop(0)
+    shell = Container(attrs={"Id": "h", "Name": "/host-shell", "State": {"Status": "running"}})
+    monkeypatch.setattr(shell, "reload", lambda: None)
+    monkeypatch.setattr(network, "host_shell", lambda client, r: shell)
+    calls: list[list[str]] = []
+
+    def answering(*answers: bytes) -> None:
+        left = list(answers)
+        calls.clear()
+        monkeypatch.setattr(shell, "exec_run", lambda cmd: calls.append(cmd) or (0, left.pop(0)))
 
     lo = b"1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN mode DEFAULT link/loopback 00:00:00:00:00:00\n"
-    fake = type("Client", (), {})()
-    fake.containers = Containers([b"", b"", lo])
-    assert [link.name for link in network.host_links(fake, run)] == ["lo"] and fake.containers.calls == 3
-    fake.containers = Containers([b"", b"", b"", lo])
-    assert network.host_links(fake, run) == [] and fake.containers.calls == 3     # gives up after three
-    fake.containers = Containers([b"default via 172.17.0.1 dev eth0\n"])
-    assert network.host_routes(fake, run) == ["default via 172.17.0.1 dev eth0"] and fake.containers.calls == 1
+    answering(b"", b"", lo)
+    assert [link.name for link in network.host_links(None, run)] == ["lo"] and len(calls) == 3
+    answering(b"", b"", b"", lo)
+    assert network.host_links(None, run) == [] and len(calls) == 3     # gives up after three
+    answering(b"default via 172.17.0.1 dev eth0\n")
+    assert network.host_routes(None, run) == ["default via 172.17.0.1 dev eth0"] and calls == [["ip", "route"]]
+
+
+def test_host_listings_share_one_host_network_container_of_the_run(client, run, pulled):
+    """The host's interfaces are read in one container of the run's, in the host's network
+    namespace, made on first use, used again (started again if stopped) and removed by clean-up."""
+    first = network.host_links(client, run)
+    shells = client.containers.list(all=True, filters=run.filters)
+    assert [c.name for c in shells] == [run.name(network.HOST_SHELL)]
+    shell = shells[0]
+    assert shell.attrs["HostConfig"]["NetworkMode"] == "host" and run.labels.items() <= shell.labels.items()
+    assert "docker0" in {link.name for link in first}          # the host's, not a container's own
+    shell.stop(timeout=0)
+    assert network.host_routes(client, run)                    # started again, not made again
+    assert [c.id for c in client.containers.list(filters=run.filters)] == [shell.id]
+    run.cleanup()
+    assert not client.containers.list(all=True, filters=run.filters)
