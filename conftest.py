@@ -27,7 +27,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
             f.write(f"{path} {report.start:.3f} {report.stop:.3f}\n")
 
 
-#: Scopes (files) that take longest, handed out first so that two workers finish together (with
+#: Scopes (files) that take longest, handed out first so that the workers finish together (with
 #: xdist's --no-loadscope-reorder, which ./course passes: by default it orders by test count), and the
 #: one that waits for the classmate (a learner started with the pass), handed out last.
 SLOW_FIRST = ("05_networking.ipynb", "test_faults.py", "02_lifecycle.ipynb", "03_inside_containers.ipynb",
