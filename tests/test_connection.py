@@ -61,3 +61,15 @@ def test_daemon_host_for_tcp_and_unix():
     assert connection.daemon_host(tcp) == "docker"
     unix = docker.DockerClient(base_url="unix:///var/run/docker.sock", version="1.41")
     assert connection.daemon_host(unix) == "127.0.0.1"
+
+
+def test_importing_the_package_has_no_side_effects_and_loads_pandas_only_for_tables():
+    """``import helpers`` connects to nothing, sets nothing and leaves pandas for the first table;
+    every name of ``__all__`` is still there, the table functions included."""
+    probe = ("import sys, helpers; loaded = 'pandas' in sys.modules; "
+             "from helpers import *; import helpers.tables as t; "
+             "assert containers_table is t.containers_table and set(helpers.__all__) <= set(dir(helpers)); "
+             "print(loaded, 'pandas' in sys.modules)")
+    env = {**os.environ, "DOCKER_HOST": DEAD}  # nothing may be asked of a daemon on import
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.split() == ["False", "True"]
