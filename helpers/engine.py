@@ -40,7 +40,34 @@ def exec_root() -> Path:
     """dockerd's run-time folder: short (containerd's socket paths have a length limit) and
     unique to this checkout."""
     digest = hashlib.sha256(str(state_dir()).encode()).hexdigest()[:8]
-    return Path("/run") / f"docker-course-{digest}"
+    return Path(f"{EXEC_ROOT_PREFIX}{digest}")
+
+
+#: What names a course engine's run-time folder (``exec_root``): one per checkout.
+EXEC_ROOT_PREFIX = "/run/docker-course-"
+
+
+def other_engines(proc: Path = Path("/proc")) -> list[Path]:
+    """The state folders of the course engines running on this machine other than this checkout's.
+
+    Found by their dockerd's command line (``--exec-root /run/docker-course-…``). Two such
+    engines would share the machine's ``docker0`` bridge, its iptables chains and the course
+    registry's ports, and stopping one would take the registry from under the other.
+    """
+    found = []
+    for pid in proc.iterdir():
+        if not pid.name.isdigit():
+            continue
+        try:
+            argv = [a.decode(errors="replace") for a in (pid / "cmdline").read_bytes().split(b"\0")]
+        except OSError:
+            continue  # gone meanwhile, or not ours to read
+        if not argv or Path(argv[0]).name != "dockerd" or "--exec-root" not in argv[:-1]:
+            continue
+        root = argv[argv.index("--exec-root") + 1]
+        if root.startswith(EXEC_ROOT_PREFIX) and root != str(exec_root()) and "--data-root" in argv[:-1]:
+            found.append(Path(argv[argv.index("--data-root") + 1]).parent)  # STATE/docker
+    return sorted(set(found))
 
 
 def install_packages() -> None:
@@ -133,8 +160,16 @@ def start() -> docker.DockerClient:
                           "(Docker Desktop, or your distribution's docker) and run this again.")
     install_packages()
     state_dir().mkdir(parents=True, exist_ok=True)
+    client = running_client()
+    if client is None:
+        others = other_engines()
+        if others:
+            other = others[0].parent if others[0].name == ".state" else others[0]
+            raise EngineError(f"The course's engine of another checkout ({other}) is running, and two would share "
+                              f"docker0 and the registry: stop it first (./course engine stop in {other}), or "
+                              f"set DOCKER_HOST=unix://{others[0]}/docker.sock to use it.")
     registry.ensure_running(state_dir(), sys.executable)
-    client = running_client() or start_dockerd()
+    client = client or start_dockerd()
     ensure_images(client)
     return client
 

@@ -7,6 +7,7 @@ import hashlib
 import json
 import re
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -107,3 +108,35 @@ def _parent(pid: int) -> int:
         return int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1])
     except (OSError, ValueError, IndexError):
         return 0
+
+
+def test_another_checkouts_engine_is_found_and_named(tmp_path, monkeypatch):
+    """A second checkout does not start a second course engine beside the first one (they would
+    share docker0, its iptables chains and the registry's ports): it names the running one, and
+    how to stop or use it, in one sentence."""
+    from helpers import engine
+    from helpers.errors import EngineError
+
+    def process(pid: str, *argv: str) -> None:
+        (tmp_path / pid).mkdir()
+        (tmp_path / pid / "cmdline").write_bytes(b"\0".join(a.encode() for a in argv) + b"\0")
+
+    process("101", "dockerd", "--debug", "--data-root", "/srv/other/.state/docker",
+            "--exec-root", engine.EXEC_ROOT_PREFIX + "0badcafe")
+    process("102", "/usr/sbin/dockerd", "--data-root", str(engine.state_dir() / "docker"),
+            "--exec-root", str(engine.exec_root()))                          # this checkout's own
+    process("103", "dockerd", "--data-root", "/tmp/x/data", "--exec-root", "/run/dcf-abc123")  # not the course's
+    process("104", "python", "--exec-root", engine.EXEC_ROOT_PREFIX + "12345678", "--data-root", "/y/.state/docker")
+    (tmp_path / "self").mkdir()
+    assert engine.other_engines(tmp_path) == [Path("/srv/other/.state")]
+
+    monkeypatch.setattr(engine, "running_client", lambda: None)
+    monkeypatch.setattr(engine, "install_packages", lambda: None)
+    monkeypatch.setattr(engine, "other_engines", lambda: [Path("/srv/other/.state")])
+    monkeypatch.setattr(engine.registry, "ensure_running", lambda *a: pytest.fail("started a registry"))
+    monkeypatch.setattr(engine, "start_dockerd", lambda: pytest.fail("started a second engine"))
+    with pytest.raises(EngineError) as err:
+        engine.start()
+    message = str(err.value)
+    assert "/srv/other" in message and "./course engine stop" in message
+    assert "DOCKER_HOST=unix:///srv/other/.state/docker.sock" in message and message.count(". ") == 0
