@@ -36,15 +36,15 @@ def socket_path() -> Path:
     return state_dir() / "docker.sock"
 
 
+#: What names a course engine's run-time folder (``exec_root``): one per checkout.
+EXEC_ROOT_PREFIX = "/run/docker-course-"
+
+
 def exec_root() -> Path:
     """dockerd's run-time folder: short (containerd's socket paths have a length limit) and
     unique to this checkout."""
     digest = hashlib.sha256(str(state_dir()).encode()).hexdigest()[:8]
     return Path(f"{EXEC_ROOT_PREFIX}{digest}")
-
-
-#: What names a course engine's run-time folder (``exec_root``): one per checkout.
-EXEC_ROOT_PREFIX = "/run/docker-course-"
 
 
 def other_engines(proc: Path = Path("/proc")) -> list[Path]:
