@@ -99,11 +99,12 @@ if [ -n "$COURSE_MIRROR" ]; then
   iptables -t nat -A POSTROUTING -s 127.0.0.1/32 -o eth0 -j MASQUERADE
   # the mirror for pulls; insecure (plain HTTP) also for `docker search MIRROR/term`
   set -- --registry-mirror "http://$COURSE_MIRROR" --insecure-registry "$COURSE_MIRROR" "$@"
-  # offline by construction, as the course's engine (helpers.engine.offline_env): what the mirror
-  # lacks fails at a dead loopback proxy instead of falling back to Docker Hub
-  export HTTP_PROXY=http://127.0.0.1:9 HTTPS_PROXY=http://127.0.0.1:9
-  export NO_PROXY=127.0.0.0/8,localhost,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16
 fi
+# offline by construction, as the course's engine (helpers.engine.offline_env), with the mirror or
+# without one (a class's daemon with no internet): a pull the mirror cannot serve fails at a dead
+# loopback proxy instead of trying Docker Hub
+export HTTP_PROXY=http://127.0.0.1:9 HTTPS_PROXY=http://127.0.0.1:9
+export NO_PROXY=127.0.0.0/8,localhost,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16
 # --bip: docker0's usual address, written into the bridge network's IPAM (Gateway) as on a
 # daemon that has started before (a first start leaves the Gateway field empty)
 exec dockerd --host tcp://0.0.0.0:2375 --host unix:///run/docker.sock --tls=false \

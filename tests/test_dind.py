@@ -139,9 +139,20 @@ def test_check_images_on_the_course_engine(client):
     assert check_images(client) is None        # the local engine has the mirror
 
 
+def _hub_lookups_from(address: str) -> int:
+    """How many times the course engine's embedded DNS passed on a lookup of Docker Hub's
+    registry from ``address`` (its debug log names each query it forwards)."""
+    log = connection.STATE_DIR / "dockerd.log"
+    lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+    return sum(1 for line in lines if "query registry-1.docker.io." in line and f"from {address}:" in line)
+
+
 def test_daemon_without_mirror_says_so(client):
     """A class's daemon nobody pointed at the course registry, with no internet: the setup
-    cell's check says so in one sentence and names the fix."""
+    cell's check says so in one sentence and names the fix — and the service, offline by
+    construction, never even looks Docker Hub up."""
+    address = dind.slot(1)[3]
+    before = _hub_lookups_from(address)
     with dind.service(mirror=False, number=1) as host:     # slot 1: a pass may be using slot 0
         inner = docker.DockerClient(base_url=host, timeout=60)
         assert inner.images.list() == []
@@ -151,5 +162,6 @@ def test_daemon_without_mirror_says_so(client):
         assert "neither Docker Hub nor the course registry" in message
         assert "--registry-mirror=http://" in message and "registry-mirrors" in message
         assert host.removeprefix("tcp://") in message and message.endswith("shows.")
+    assert _hub_lookups_from(address) == before      # the pull failed at the dead proxy, on loopback
     gone = {"label": f"{dind.SERVICE_LABEL}={dind.slot(1)[0]}"}
     assert client.containers.list(all=True, filters=gone) == [] and client.networks.list(filters=gone) == []
