@@ -55,13 +55,7 @@ def other_engines(proc: Path = Path("/proc")) -> list[Path]:
     registry's ports, and stopping one would take the registry from under the other.
     """
     found = []
-    for pid in proc.iterdir():
-        if not pid.name.isdigit():
-            continue
-        try:
-            argv = [a.decode(errors="replace") for a in (pid / "cmdline").read_bytes().split(b"\0")]
-        except OSError:
-            continue  # gone meanwhile, or not ours to read
+    for argv in procs.command_lines(proc).values():
         if not argv or Path(argv[0]).name != "dockerd" or "--exec-root" not in argv[:-1]:
             continue
         root = argv[argv.index("--exec-root") + 1]

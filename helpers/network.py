@@ -191,7 +191,8 @@ def _on_host(client: docker.DockerClient, run: Run, argv: list[str]) -> str:
     """What ``argv`` prints in the daemon host's network namespace: the same as ``docker run --rm
     --network host busybox …``, exec'd in the run's host shell (``host_shell``); the host always
     has links and routes, so an empty answer was lost and is asked for again."""
-    return _asked_again(lambda: _exec(host_shell(client, run), argv)[1], lambda out: bool(out.strip()))
+    shell = host_shell(client, run)  # running: host_shell saw to it
+    return _asked_again(lambda: shell.exec_run(argv)[1].decode(errors="replace"), lambda out: bool(out.strip()))
 
 
 def host_links(client: docker.DockerClient, run: Run) -> list[Link]:

@@ -34,6 +34,21 @@ def _proc_state(pid: int) -> str:
         return ""
 
 
+def command_lines(proc: Path = Path("/proc")) -> dict[int, list[str]]:
+    """Every process's command line (``/proc/PID/cmdline``) by pid; processes that end meanwhile,
+    or whose command line is not ours to read, are left out."""
+    found = {}
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        found[int(entry.name)] = [a.decode(errors="replace") for a in raw.split(b"\0")[:-1]]
+    return found
+
+
 def read_pid(pidfile: Path) -> int | None:
     """The pid in ``pidfile`` if that process is alive, else None."""
     try:

@@ -70,12 +70,9 @@ def test_daemon_log_shows_every_pull_served_by_the_course_registry(client):
     assert "busybox:1.35" in served
 
 
-
 def test_the_course_engine_and_what_it_starts_share_its_go_runtime_settings(client, run):
     """dockerd, its containerd and every shim (and so runc and its hooks) carry GO_RUNTIME: the
     re-executions of dockerd at each container start then skip their garbage collections."""
-    import glob
-
     from helpers.engine import GO_RUNTIME
 
     if not course_engine_in_use(client):
@@ -84,7 +81,7 @@ def test_the_course_engine_and_what_it_starts_share_its_go_runtime_settings(clie
     container = client.containers.run(imagekit.BASE_IMAGE, ["sleep", "30"], detach=True,
                                       name=run.name("go-runtime"), labels=run.labels)
     try:
-        commands = {int(p.split("/")[2]): _cmdline(int(p.split("/")[2])) for p in glob.glob("/proc/[0-9]*/cmdline")}
+        commands = {pid: " ".join(argv) for pid, argv in procs.command_lines().items()}
         containerd = [p for p, cmd in commands.items() if cmd.startswith("containerd ") and _parent(p) == dockerd]
         shim = [p for p, cmd in commands.items() if "containerd-shim" in cmd and f"-id {container.id}" in cmd]
         assert containerd and shim, (containerd, shim)
@@ -94,13 +91,6 @@ def test_the_course_engine_and_what_it_starts_share_its_go_runtime_settings(clie
             assert {k: env.get(k) for k in GO_RUNTIME} == GO_RUNTIME, commands[pid][:80]
     finally:
         container.remove(force=True)
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
 
 
 def _parent(pid: int) -> int:
