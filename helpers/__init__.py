@@ -7,7 +7,7 @@ A notebook's setup cell does ``client = connect()`` and ``run = Run(client, "top
 from .connection import connect, daemon_host, describe
 from .mirrors import check_images
 from .errors import BadInput, CourseError, DaemonNotAnswering, DaemonNotFound, ImageNotAvailable, NameTaken, NotFound
-from .imagekit import BASE_IMAGE, BASE_REPO, BASE_TAG
+from .base import BASE_IMAGE, BASE_REPO, BASE_TAG
 from .naming import Run, cleanup_all
 
 #: The table functions come from ``helpers.tables`` on first use: it imports pandas (a third of a

@@ -12,9 +12,9 @@ import contextlib
 import docker
 from docker.errors import APIError, DockerException, ImageNotFound
 
-from . import connection, registry
+from . import connection
+from .base import BASE_IMAGE, REGISTRY_PORT
 from .errors import ImageNotAvailable
-from .imagekit import BASE_IMAGE
 
 
 def check_images(client: docker.DockerClient, image: str = BASE_IMAGE) -> None:
@@ -34,5 +34,5 @@ def check_images(client: docker.DockerClient, image: str = BASE_IMAGE) -> None:
         raise ImageNotAvailable(
             f"The Docker daemon at {host} can reach neither Docker Hub nor the course registry, so "
             f"{image} cannot be pulled: start that daemon with --registry-mirror=http://REGISTRY:"
-            f"{registry.FRONT_PORT} (\"registry-mirrors\" in daemon.json), as README 'Run it in a "
+            f"{REGISTRY_PORT} (\"registry-mirrors\" in daemon.json), as README 'Run it in a "
             "class' shows.") from None

@@ -31,7 +31,7 @@ from docker.models.networks import Network
 from . import reaper
 from .connection import daemon_host
 from .errors import BadInput, CourseError, NotFound
-from .imagekit import BASE_IMAGE
+from .base import BASE_IMAGE
 from .naming import MANAGED, NAMESPACE, OWNER, RUN, Run, remove_network_when_free
 
 

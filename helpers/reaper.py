@@ -31,6 +31,24 @@ from pathlib import Path
 import docker
 from docker.errors import DockerException
 
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return Path(f"/proc/{pid}").exists() and "zombie" not in _proc_state(pid)
+
+
+def _proc_state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/status").read_text().split("State:")[1].split("\n")[0].lower()
+    except (OSError, IndexError):
+        return ""
+
+
 OWNER_FILE = "owner"
 
 
@@ -74,7 +92,6 @@ def owner_alive(owner: str) -> bool | None:
     host, pid = parts[0], int(parts[1])
     if host != socket.gethostname():
         return None
-    from .procs import pid_alive
     if not pid_alive(pid):
         return False
     started = parts[2] if len(parts) > 2 else ""

@@ -33,8 +33,9 @@ def sheet_commands(notebook: str | Path) -> list[str]:
 
 
 def docker_cli() -> str:
-    found = shutil.which("docker") or "/usr/bin/docker"
-    return found
+    """The engine lane's docker CLI (versions.toml): the same release as the course's engine."""
+    from coursehost import debian
+    return str(debian.program("engine", "docker"))
 
 
 def cli_env() -> dict[str, str]:

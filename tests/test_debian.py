@@ -1,4 +1,4 @@
-"""helpers/debian.py: which Debian packages the course's engine lacks, and the prefetch ./course
+"""coursehost/debian.py: which Debian packages the course's engine lacks, and the prefetch ./course
 runs with the system python3 while the virtualenv is made (it must install nothing for a daemon
 that is already there, and never fail the command)."""
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import debian
+from coursehost import debian
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,6 +1,6 @@
 """The shipped configurations (GitHub Actions, GitLab CI, Zero to JupyterHub, a classroom compose
 file, Binder) are parsed and checked for the settings that matter; the daemon-free registry they
-rely on (helpers.offline) is run here and compared with what the course's engine publishes."""
+rely on (coursehost.offline) is run here and compared with what the course's engine publishes."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import imagekit, offline, procs, registry
+from coursehost import imagekit, offline, procs, registry
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,7 +45,7 @@ def test_github_workflow():
     assert dind["env"]["DIND_IMAGE"].startswith("docker:") and dind["env"]["DIND_IMAGE"].endswith("-dind")
     assert "--registry-mirror=http://172.17.0.1:5765" in script
     assert "--insecure-registry=172.17.0.1:5765" in script
-    assert "helpers.offline registry --listen 172.17.0.1" in script
+    assert "coursehost.offline registry --listen 172.17.0.1" in script
     assert 'DOCKER_HOST=tcp://$ip:2375' in script and "./course test" in script
     assert "0.0.0.0:5765" not in script
     assert dind["steps"][-1]["if"] == "always()" and "docker rm -f" in dind["steps"][-1]["run"]
@@ -65,7 +65,7 @@ def test_gitlab_ci():
     assert v["DOCKER_TLS_VERIFY"] == "1"
     assert v["FF_NETWORK_PER_BUILD"] == "true"                  # the service reaches the job as `build`
     assert mirror_of(service["command"]) == "http://build:5765"
-    assert any("helpers.offline registry --listen" in line for line in job["before_script"])
+    assert any("coursehost.offline registry --listen" in line for line in job["before_script"])
     assert job["script"] == ["./course test"]
 
 
@@ -170,6 +170,6 @@ def test_offline_publish_matches_the_engines(spare_store):
 
 
 def test_offline_cli_refuses_every_address():
-    done = subprocess.run([sys.executable, "-m", "helpers.offline", "registry", "--listen", "0.0.0.0"],
+    done = subprocess.run([sys.executable, "-m", "coursehost.offline", "registry", "--listen", "0.0.0.0"],
                           capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 1 and "never listens on every address" in done.stderr

@@ -73,7 +73,7 @@ def test_daemon_log_shows_every_pull_served_by_the_course_registry(client):
 def test_the_course_engine_and_what_it_starts_share_its_go_runtime_settings(client, run):
     """dockerd, its containerd and every shim (and so runc and its hooks) carry GO_RUNTIME: the
     re-executions of dockerd at each container start then skip their garbage collections."""
-    from helpers.engine import GO_RUNTIME
+    from coursehost.engine import GO_RUNTIME
 
     if not course_engine_in_use(client):
         pytest.skip("this daemon is not the course's own engine")
@@ -104,7 +104,7 @@ def test_another_checkouts_engine_is_found_and_named(tmp_path, monkeypatch):
     """A second checkout does not start a second course engine beside the first one (they would
     share docker0, its iptables chains and the registry's ports): it names the running one, and
     how to stop or use it, in one sentence."""
-    from helpers import engine
+    from coursehost import engine
     from helpers.errors import EngineError
 
     def process(pid: str, *argv: str) -> None:

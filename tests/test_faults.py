@@ -23,8 +23,8 @@ from pathlib import Path
 import docker
 import pytest
 
-from helpers import imagekit, procs
-from helpers.engine import GO_RUNTIME
+from coursehost import imagekit, procs
+from coursehost.engine import GO_RUNTIME
 from helpers.errors import DaemonNotAnswering, DaemonNotFound, ImageNotAvailable, NotFound, explain
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -319,7 +319,7 @@ def test_registry_down(private):
     state = private.folder / "state"
     try:
         registry_command(private, state, (
-            "import sys, docker\nfrom pathlib import Path\nfrom helpers import registry, imagekit\n"
+            "import sys, docker\nfrom pathlib import Path\nfrom coursehost import registry, imagekit\n"
             f"registry.ensure_running(Path({str(state)!r}), sys.executable)\n"
             f"imagekit.publish(docker.DockerClient(base_url={private.host!r}), registry.store_address(),"
             f" Path({str(state)!r}) / 'registry' / 'catalogue.json')\n"))

@@ -1,6 +1,6 @@
 """The course registry for a class or a CI job, with no daemon of its own.
 
-A teacher (or a CI job) runs ``python -m helpers.offline registry --listen ADDRESS`` on a machine
+A teacher (or a CI job) runs ``python -m coursehost.offline registry --listen ADDRESS`` on a machine
 the class's daemons reach: it installs Debian's ``docker-registry`` and ``busybox-static`` if
 missing, starts the course registry (store on loopback, fronts on loopback and on ``ADDRESS``)
 and pushes the course's images into it over the registry's HTTP API — no Docker daemon needed,
@@ -8,7 +8,7 @@ so it works inside an unprivileged CI job next to a ``docker:dind`` service. The
 started with ``--registry-mirror=http://ADDRESS:5765`` (or ``"registry-mirrors"`` in
 ``daemon.json``) pulls ``busybox:1.35`` with no internet. README, "Run it in a class".
 
-The image pushed is the one ``docker import`` makes of :func:`helpers.imagekit.rootfs_tar`
+The image pushed is the one ``docker import`` makes of :func:`coursehost.imagekit.rootfs_tar`
 (same layer, same config fields), so outputs match those of the course's own engine.
 """
 
@@ -24,11 +24,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from . import connection, debian, imagekit, registry
-from .errors import EngineError
+from . import debian, imagekit, registry
+from helpers import connection
+from helpers.errors import EngineError
 
 MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-PACKAGES = {"docker-registry": "docker-registry"}
 
 
 def _digest(data: bytes) -> str:
@@ -39,7 +39,9 @@ def image_blobs(created: str | None = None) -> tuple[bytes, bytes, bytes]:
     """(config, gzipped layer, manifest) of the base image, as ``docker import`` + push make them."""
     layer = imagekit.rootfs_tar()
     packed = gzip.compress(layer, mtime=0)
-    created = created or datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # a fixed creation time: the same image, with the same digest, on every machine and engine
+    created = created or datetime.datetime.fromtimestamp(imagekit.FIXED_MTIME, datetime.timezone.utc).strftime(
+        "%Y-%m-%dT%H:%M:%SZ")
     empty = {"Hostname": "", "Domainname": "", "User": "", "AttachStdin": False, "AttachStdout": False,
              "AttachStderr": False, "Tty": False, "OpenStdin": False, "StdinOnce": False}
     tail = {"Image": "", "Volumes": None, "WorkingDir": "", "Entrypoint": None, "OnBuild": None}
@@ -49,8 +51,7 @@ def image_blobs(created: str | None = None) -> tuple[bytes, bytes, bytes]:
     config = {
         "architecture": "amd64", "comment": "Imported from -",
         "config": {**empty, "Env": ["PATH=/bin"], "Cmd": ["sh"], **tail, "Labels": labels},
-        "container_config": {**empty, "Env": None, "Cmd": None, **tail, "Labels": None},
-        "created": created, "docker_version": "20.10.24+dfsg1",
+        "created": created,
         "history": [{"created": created, "comment": "Imported from -"}],
         "os": "linux", "rootfs": {"type": "layers", "diff_ids": [_digest(layer)]},
     }
@@ -106,10 +107,11 @@ def publish(store: str, catalogue_file: Path) -> list[str]:
 
 
 def install_packages() -> None:
+    """Fetch the registry lane of ``versions.toml`` (docker-registry, busybox-static)."""
     try:
-        debian.install_missing(PACKAGES)
+        debian.fetch("registry")
     except debian.AptFailed as err:
-        raise EngineError(f"{err}: the course registry needs Debian's docker-registry and busybox-static.") from None
+        raise EngineError(f"The course registry's Debian packages could not be fetched: {err}.") from None
 
 
 def serve(listen: list[str]) -> str:
@@ -126,7 +128,7 @@ def serve(listen: list[str]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m helpers.offline",
+    parser = argparse.ArgumentParser(prog="python -m coursehost.offline",
                                      description="The course registry for a class or CI job.")
     sub = parser.add_subparsers(dest="command", required=True)
     reg = sub.add_parser("registry", help="start the course registry with its images; print the mirror URL")

@@ -21,13 +21,9 @@ from pathlib import Path
 import docker
 
 from . import debian
-from .errors import EngineError
+from helpers.errors import EngineError
 
-BASE_REPO = "busybox"
-BASE_TAG = "1.35"
-#: The image every notebook starts from.
-BASE_IMAGE = f"{BASE_REPO}:{BASE_TAG}"
-BUSYBOX = debian.BUSYBOX  # Debian's busybox-static
+from helpers.base import BASE_IMAGE, BASE_REPO, BASE_TAG  # noqa: F401 (the names the machinery provides)
 FIXED_MTIME = 1672531200  # 2023-01-01T00:00:00Z, so the tar (and its digest) never changes
 
 #: What ``docker search`` shows for the course registry's repositories. Every entry is the same
@@ -47,11 +43,17 @@ TAGS = {"library/busybox": [BASE_TAG, "latest"], "course/busybox-httpd": ["1.0"]
         "course/busybox-tools": ["1.0"]}
 
 
-def busybox_version(binary: Path = BUSYBOX) -> str:
+def busybox() -> Path:
+    """Debian's busybox-static from the registry lane of ``versions.toml`` (fetched if need be)."""
+    return debian.program("registry", "busybox")
+
+
+def busybox_version(binary: Path | None = None) -> str:
     """``1.35.0`` for Debian bookworm's busybox-static."""
+    binary = binary or busybox()
     out = subprocess.run([str(binary)], capture_output=True, text=True).stdout
     if not out.startswith("BusyBox v"):
-        raise EngineError(f"{binary} is not busybox: install Debian's busybox-static (apt-get install busybox-static).")
+        raise EngineError(f"{binary} is not busybox: check busybox-static in versions.toml.")
     return out.split()[1].lstrip("v")
 
 
@@ -64,10 +66,11 @@ def _add(tar: tarfile.TarFile, name: str, kind: bytes, mode: int, data: bytes = 
     tar.addfile(info, io.BytesIO(data) if data else None)
 
 
-def rootfs_tar(binary: Path = BUSYBOX) -> bytes:
+def rootfs_tar(binary: Path | None = None) -> bytes:
     """The busybox root filesystem as an uncompressed tar, byte-for-byte reproducible."""
+    binary = binary or busybox()
     if not binary.exists():
-        raise EngineError(f"{binary} is missing: install Debian's busybox-static (apt-get install busybox-static).")
+        raise EngineError(f"{binary} is missing: check busybox-static in versions.toml.")
     applets = subprocess.run([str(binary), "--list"], capture_output=True, text=True, check=True).stdout.split()
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:

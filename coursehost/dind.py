@@ -2,7 +2,7 @@
 
 GitLab's ``docker:dind`` service, a JupyterHub learner's dind sidecar: a daemon inside a
 container, reached over TCP at *another host's* address. ``./course test`` runs the whole course
-a second time against such a service (``python -m helpers.dind pass -- PYTEST ARGS``):
+a second time against such a service (``python -m coursehost.dind pass -- PYTEST ARGS``):
 
 * **the image** — built offline, with no Docker Hub: a root filesystem of this machine's own
   ``dockerd``, ``containerd``, ``runc``, ``docker-proxy``, ``iptables`` and ``ps`` with the
@@ -42,9 +42,10 @@ from pathlib import Path
 import docker
 from docker.errors import APIError, ImageNotFound, NotFound
 
-from . import connection, debian, procs, registry
+from . import debian, procs, registry
+from helpers import connection
 from .engine import GO_RUNTIME
-from .errors import EngineError
+from helpers.errors import EngineError
 from .imagekit import FIXED_MTIME
 
 REPO = "course-dind"
@@ -100,7 +101,7 @@ if [ -n "$COURSE_MIRROR" ]; then
   # the mirror for pulls; insecure (plain HTTP) also for `docker search MIRROR/term`
   set -- --registry-mirror "http://$COURSE_MIRROR" --insecure-registry "$COURSE_MIRROR" "$@"
 fi
-# offline by construction, as the course's engine (helpers.engine.offline_env), with the mirror or
+# offline by construction, as the course's engine (coursehost.engine.offline_env), with the mirror or
 # without one (a class's daemon with no internet): a pull the mirror cannot serve fails at a dead
 # loopback proxy instead of trying Docker Hub
 export HTTP_PROXY=http://127.0.0.1:9 HTTPS_PROXY=http://127.0.0.1:9
@@ -332,7 +333,7 @@ def run_pass(pytest_args: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m helpers.dind",
+    parser = argparse.ArgumentParser(prog="python -m coursehost.dind",
                                      description="The course's Docker-in-Docker service.")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("pass", help="run pytest (the arguments after --) against a fresh service")

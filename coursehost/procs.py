@@ -14,24 +14,8 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .errors import EngineError
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return Path(f"/proc/{pid}").exists() and "zombie" not in _proc_state(pid)
-
-
-def _proc_state(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/status").read_text().split("State:")[1].split("\n")[0].lower()
-    except (OSError, IndexError):
-        return ""
+from helpers.errors import EngineError
+from helpers.reaper import pid_alive  # noqa: F401 (one definition, used here and by the reaper)
 
 
 def command_lines(proc: Path = Path("/proc")) -> dict[int, list[str]]:

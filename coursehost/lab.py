@@ -1,4 +1,4 @@
-"""``python -m helpers.lab …``: JupyterLab for ``./course open``, stopped cleanly by one Ctrl-C.
+"""``python -m coursehost.lab …``: JupyterLab for ``./course open``, stopped cleanly by one Ctrl-C.
 
 jupyter_server installs a SIGINT handler only when its stdin is a terminal. Started any other
 way (a script, a service, a test, ``nohup``), a Ctrl-C is Python's plain ``KeyboardInterrupt``,

@@ -20,8 +20,9 @@ from pathlib import Path
 import docker
 from docker.errors import DockerException
 
-from . import connection, debian, imagekit, procs, registry
-from .errors import DaemonNotFound, EngineError
+from . import debian, imagekit, procs, registry
+from helpers import connection
+from helpers.errors import DaemonNotFound, EngineError
 
 
 def say(msg: str) -> None:
@@ -65,10 +66,32 @@ def other_engines(proc: Path = Path("/proc")) -> list[Path]:
 
 
 def install_packages() -> None:
+    """Fetch the engine and registry lanes of ``versions.toml`` into ``.state/debian/`` (apt, no
+    install: coursehost/debian.py); quick when they are there."""
     try:
-        debian.install_missing(why=" (about 10 s)")
+        for lane in ("engine", "registry"):
+            if not (debian.lane_dir(lane) / ".complete").exists():
+                say(f"fetching the {lane} lane's Debian packages (versions.toml) into .state/debian/ (about 10 s)")
+            debian.fetch(lane)
     except debian.AptFailed as err:
-        raise EngineError(f"{err}: install Docker yourself, start it, and run this again.") from None
+        raise EngineError(f"{err}.") from None
+
+
+def outdated(proc: Path = Path("/proc")) -> bool:
+    """Whether the running engine's dockerd, or the registry's store, is not the one
+    ``versions.toml`` names now (its lane folder changed): both are then restarted on the new
+    binaries, before the old folder is pruned from under them."""
+    for pidfile, lane in ((state_dir() / "docker.pid", "engine"), (state_dir() / "registry" / "store.pid", "registry")):
+        pid = procs.read_pid(pidfile)
+        if pid is None:
+            continue
+        try:
+            exe = Path(os.readlink(proc / str(pid) / "exe"))
+        except OSError:
+            continue
+        if debian.lane_dir(lane) not in exe.parents:
+            return True
+    return False
 
 
 def running_client() -> docker.DockerClient | None:
@@ -116,14 +139,14 @@ GO_RUNTIME = {"GOGC": "off", "GOMEMLIMIT": "768MiB"}
 def start_dockerd() -> docker.DockerClient:
     state = state_dir()
     log = state / "dockerd.log"
-    argv = ["dockerd", "--debug",
+    argv = [str(debian.program("engine", "dockerd")), "--debug",
             "--host", f"unix://{socket_path()}",
             "--data-root", str(state / "docker"),
             "--exec-root", str(exec_root()),
             "--pidfile", str(state / "docker.pid"),
-            # an explicit docker0 address: a first start otherwise leaves the default bridge's
-            # IPAM config without its Gateway, which notebook 05 reads
-            "--bip", "172.17.0.1/16",
+            # the containerd image store, as a new Docker Desktop and a fresh Engine 29 use
+            # (docs.docker.com/engine/storage/containerd/)
+            "--feature", "containerd-snapshotter=true",
             # room for a class: Docker's default pools hold 31 networks, so 30 learners making
             # a network or two each ran out ("could not find an available, non-overlapping IPv4
             # address pool"); /24s of 172.20.0.0/14 are 1,024 networks
@@ -131,7 +154,9 @@ def start_dockerd() -> docker.DockerClient:
             "--registry-mirror", f"http://{registry.front_address()}"]
     say(f"starting the course's Docker engine (log: {log})")
     log.unlink(missing_ok=True)  # one log per start: it shows what this engine did, nothing older
-    proc = procs.spawn(argv, log, env={**offline_env(), **GO_RUNTIME})
+    env = {**offline_env(), **GO_RUNTIME}
+    env["PATH"] = debian.path_with("engine", env.get("PATH"))  # containerd, runc, iptables of the lane
+    proc = procs.spawn(argv, log, env=env)
     procs.wait_until(lambda: running_client() is not None, "the course's Docker engine", log,
                      timeout=60, proc=proc)
     client = running_client()
@@ -144,7 +169,9 @@ def ensure_images(client: docker.DockerClient) -> None:
     if registry.has_tag("library/" + imagekit.BASE_REPO, imagekit.BASE_TAG):
         return
     say(f"building {imagekit.BASE_IMAGE} from Debian's busybox-static and pushing it to the course registry")
-    imagekit.publish(client, registry.store_address(), state_dir() / "registry" / "catalogue.json")
+    # the reproducible image (coursehost/offline.py): the same digest as a class's registry serves
+    from . import offline
+    offline.publish(registry.store_address(), state_dir() / "registry" / "catalogue.json")
 
 
 def start() -> docker.DockerClient:
@@ -152,8 +179,11 @@ def start() -> docker.DockerClient:
     if platform.system() != "Linux" or os.geteuid() != 0:
         raise EngineError("The course's own engine needs Linux and root: start Docker yourself "
                           "(Docker Desktop, or your distribution's docker) and run this again.")
-    install_packages()
     state_dir().mkdir(parents=True, exist_ok=True)
+    install_packages()
+    if outdated():
+        say("versions.toml names another engine than the one running: restarting it on the new one")
+        stop()
     client = running_client()
     if client is None:
         others = other_engines()
@@ -165,6 +195,7 @@ def start() -> docker.DockerClient:
     registry.ensure_running(state_dir(), sys.executable)
     client = client or start_dockerd()
     ensure_images(client)
+    debian.prune()
     return client
 
 

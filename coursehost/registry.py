@@ -23,10 +23,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from . import procs
-from .errors import EngineError
+from . import debian, procs
+from helpers.base import REGISTRY_PORT
+from helpers.errors import EngineError
 
-FRONT_PORT = int(os.environ.get("COURSE_REGISTRY_PORT", "5765"))
+FRONT_PORT = REGISTRY_PORT
 STORE_PORT = FRONT_PORT + 1
 #: The store and the front always listen on loopback. ``COURSE_REGISTRY_LISTEN`` adds addresses
 #: (comma-separated) where one more front listens, for daemons on other hosts: a class's dind
@@ -165,12 +166,12 @@ def ensure_running(state: Path, python: str) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     if not procs.http_ok(f"http://{store_address()}/v2/"):
         (folder / "config.yml").write_text(store_config(state, LISTEN))
-        proc = procs.spawn(["docker-registry", "serve", str(folder / "config.yml")],
+        proc = procs.spawn([str(debian.program("registry", "docker-registry")), "serve", str(folder / "config.yml")],
                            folder / "store.log", folder / "store.pid")
         procs.wait_until(lambda: procs.http_ok(f"http://{store_address()}/v2/"),
                          "the course registry's store", folder / "store.log", proc=proc)
     if not procs.http_ok(f"http://{front_address()}/_ping"):
-        proc = procs.spawn([python, "-m", "helpers.registry", "--listen", f"{LISTEN}:{FRONT_PORT}",
+        proc = procs.spawn([python, "-m", "coursehost.registry", "--listen", f"{LISTEN}:{FRONT_PORT}",
                             "--store", store_address(), "--catalogue", str(folder / "catalogue.json")],
                            folder / "front.log", folder / "front.pid")
         procs.wait_until(lambda: procs.http_ok(f"http://{front_address()}/_ping"),
@@ -189,7 +190,7 @@ def ensure_front(state: Path, python: str, host: str) -> None:
     if procs.http_ok(f"http://{front_address(host)}/_ping"):
         return
     log, pid = folder / f"front-{host}.log", folder / f"front-{host}.pid"
-    proc = procs.spawn([python, "-m", "helpers.registry", "--listen", front_address(host),
+    proc = procs.spawn([python, "-m", "coursehost.registry", "--listen", front_address(host),
                         "--store", store_address(), "--catalogue", str(folder / "catalogue.json")],
                        log, pid)
     procs.wait_until(lambda: procs.http_ok(f"http://{front_address(host)}/_ping"),

@@ -1,0 +1,291 @@
+"""The Debian packages the course runs, fetched by apt into the checkout, never installed.
+
+``versions.toml`` names each *lane* (the course's engine, the Docker-in-Docker lane, the registry)
+as exact ``suite/version`` pins. :func:`fetch` makes a private apt (its own source list, lists,
+cache and an empty dpkg status, all under ``.state/debian/apt``), runs ``apt-get update`` and
+``apt-get download PKG=VERSION``, and unpacks the ``.deb`` files with ``dpkg -x`` into
+``.state/debian/<lane>-<hash>/``. The machine's apt sources and installed packages are never
+touched, so a Debian 12 and a Debian 13 machine run the very same binaries.
+
+Standard library only, and no imports from ``helpers``: ``./course`` runs this file with the
+system ``python3`` (``python3 coursehost/debian.py prefetch``) *while* the virtualenv is being
+made, so that a fresh machine's two slow steps overlap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VERSIONS_FILE = ROOT / "versions.toml"
+STATE_DIR = Path(os.environ.get("COURSE_STATE_DIR", ROOT / ".state"))
+#: The Debian archive apt fetches from (any mirror of deb.debian.org serves the same files).
+MIRROR = os.environ.get("COURSE_DEBIAN_MIRROR", "http://deb.debian.org/debian")
+KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
+#: The lanes a fetch unpacks together: a lane's own packages, and those it shares.
+LANES = {"engine": ("engine", "common"), "dind": ("dind", "common"), "registry": ("registry",)}
+#: Where programs are in an unpacked package tree (the CLI plugins last: buildx).
+BIN_DIRS = ("usr/sbin", "usr/bin", "sbin", "bin", "usr/libexec/docker/cli-plugins")
+#: iptables' commands, run through wrappers that give it its own libraries and modules.
+IPTABLES_COMMANDS = ("iptables", "iptables-save", "iptables-restore",
+                     "ip6tables", "ip6tables-save", "ip6tables-restore")
+
+
+class AptFailed(RuntimeError):
+    """A lane's packages could not be fetched: no apt-get here, the archive no longer has a pinned
+    version (the message says which was wanted and which the archive has), or apt-get failed (its
+    last line of stderr says why)."""
+
+
+def versions(path: Path = VERSIONS_FILE) -> dict[str, dict[str, tuple[str, str]]]:
+    """``versions.toml`` as ``{section: {package: (suite, version)}}``."""
+    with open(path, "rb") as f:
+        data = tomllib.load(f)
+    return {section: {pkg: tuple(pin.split("/", 1)) for pkg, pin in pins.items()}  # type: ignore[misc]
+            for section, pins in data.items()}
+
+
+def pins(lane: str) -> dict[str, tuple[str, str]]:
+    """Every package of ``lane`` with its (suite, version), its shared sections included."""
+    table = versions()
+    return {pkg: pin for section in LANES[lane] for pkg, pin in table[section].items()}
+
+
+def version(lane: str, package: str) -> str:
+    """The upstream version of ``package`` in ``lane`` (``28.5.2`` of ``28.5.2+dfsg4-5``)."""
+    full = pins(lane)[package][1]
+    return full.split(":", 1)[-1].split("+", 1)[0].split("~", 1)[0].split("-", 1)[0]
+
+
+def lane_dir(lane: str) -> Path:
+    """The folder ``lane`` is unpacked into; its name changes whenever a pin of it changes."""
+    digest = hashlib.sha256(json.dumps(sorted(pins(lane).items())).encode()).hexdigest()[:10]
+    return STATE_DIR / "debian" / f"{lane}-{digest}"
+
+
+def _apt_dir() -> Path:
+    return STATE_DIR / "debian" / "apt"
+
+
+def _apt_options() -> list[str]:
+    apt = _apt_dir()
+    return ["-o", f"Dir::Etc::SourceList={apt / 'sources.list'}", "-o", "Dir::Etc::SourceParts=/nonexistent",
+            "-o", f"Dir::State::Lists={apt / 'lists'}", "-o", f"Dir::State::status={apt / 'status'}",
+            "-o", f"Dir::Cache={apt / 'cache'}", "-o", "Dir::Etc::Preferences=/nonexistent",
+            "-o", "Dir::Etc::PreferencesParts=/nonexistent", "-o", "APT::Sandbox::User=root",
+            "-o", "Debug::NoLocking=1", "-o", "APT::Get::AllowUnauthenticated=false",
+            # The mirror here serves a frozen snapshot, and testing's Release file is past its
+            # Valid-Until: accept that (signatures are still checked, every version is exact).
+            "-o", "Acquire::Check-Valid-Until=false", "-qq"]
+
+
+def _apt(argv: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess:
+    if shutil.which("apt-get") is None:
+        raise AptFailed("the course fetches Docker's Debian packages with apt, and this machine has no apt-get: "
+                        "install Docker yourself, start it, and run this again")
+    return subprocess.run([argv[0], *_apt_options(), *argv[1:]], cwd=cwd, capture_output=True, text=True,
+                          env=dict(os.environ, DEBIAN_FRONTEND="noninteractive", LC_ALL="C"))
+
+
+def _last_line(done: subprocess.CompletedProcess) -> str:
+    return (done.stderr.strip().splitlines() or done.stdout.strip().splitlines() or ["no message"])[-1]
+
+
+def update(suites: set[str]) -> None:
+    """Write the private source list for ``suites`` and run ``apt-get update`` on it."""
+    apt = _apt_dir()
+    for sub in ("lists/partial", "cache/archives/partial"):
+        (apt / sub).mkdir(parents=True, exist_ok=True)
+    (apt / "status").touch()
+    keyring = f" [signed-by={KEYRING}]" if KEYRING.exists() else ""
+    (apt / "sources.list").write_text("".join(f"deb{keyring} {MIRROR} {s} main\n" for s in sorted(suites)))
+    done = _apt(["apt-get", "update"])
+    if done.returncode != 0:
+        raise AptFailed(f"`apt-get update` for Debian {', '.join(sorted(suites))} failed: {_last_line(done)}")
+
+
+def available(package: str, suite: str) -> list[str]:
+    """The versions of ``package`` the private apt's lists have for ``suite``."""
+    done = _apt(["apt-cache", "madison", package])
+    return [cols[1].strip() for cols in (line.split("|") for line in done.stdout.splitlines())
+            if len(cols) >= 3 and f" {suite}/" in cols[2]]
+
+
+def _download(wanted: dict[str, tuple[str, str]], into: Path) -> None:
+    done = _apt(["apt-get", "download", *(f"{pkg}={ver}" for pkg, (_, ver) in sorted(wanted.items()))], cwd=into)
+    if done.returncode == 0:
+        return
+    for pkg, (suite, ver) in sorted(wanted.items()):
+        have = available(pkg, suite)
+        if ver not in have:
+            found = ", ".join(have) or "none"
+            raise AptFailed(f"versions.toml wants {pkg} {ver} from Debian {suite}, and the archive now has {found}: "
+                            f"put one of those in versions.toml and run this again")
+    raise AptFailed(f"`apt-get download` failed: {_last_line(done)}")
+
+
+def fetch(lane: str) -> Path:
+    """Make sure ``lane``'s packages are unpacked; return its folder (quick when they are).
+
+    Raises :class:`AptFailed` when they cannot be fetched, saying why in one sentence.
+    """
+    target = lane_dir(lane)
+    if (target / ".complete").exists():
+        return target
+    wanted = pins(lane)
+    suites = {suite for suite, _ in wanted.values()}
+    lists = _apt_dir() / "lists"
+    have_lists = {s for s in suites if any(lists.glob(f"*_dists_{s}_*Packages*"))} if lists.is_dir() else set()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".fetch-") as tmp:
+        debs = Path(tmp) / "debs"
+        debs.mkdir()
+        if have_lists != suites:
+            update(suites)
+        try:
+            _download(wanted, debs)
+        except AptFailed:
+            update(suites)  # lists from an earlier day: the archive may have moved on
+            _download(wanted, debs)
+        tree = Path(tmp) / "tree"
+        for deb in sorted(debs.glob("*.deb")):
+            done = subprocess.run(["dpkg", "-x", str(deb), str(tree)], capture_output=True, text=True)
+            if done.returncode != 0:
+                raise AptFailed(f"`dpkg -x {deb.name}` failed: {_last_line(done)}")
+        _iptables_wrappers(tree)
+        (tree / ".complete").write_text(json.dumps(wanted, sort_keys=True, indent=1) + "\n")
+        shutil.rmtree(target, ignore_errors=True)
+        tree.rename(target)
+    return target
+
+
+def _iptables_wrappers(tree: Path) -> None:
+    """``course-bin/iptables`` and friends: xtables-nft-multi with the lane's own libraries."""
+    if not (tree / "usr/sbin/xtables-nft-multi").exists():
+        return
+    (tree / "course-bin").mkdir(exist_ok=True)
+    for command in IPTABLES_COMMANDS:
+        wrapper = tree / "course-bin" / command
+        wrapper.write_text("#!/bin/sh\n# iptables from the course's Debian packages, with their own libraries\n"
+                           'root="$(dirname "$(dirname "$(readlink -f "$0")")")"\n'
+                           'LD_LIBRARY_PATH="$root/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" '
+                           'XTABLES_LIBDIR="$root/usr/lib/x86_64-linux-gnu/xtables" '
+                           f'exec "$root/usr/sbin/xtables-nft-multi" {command} "$@"\n')
+        wrapper.chmod(0o755)
+
+
+
+def bin_dirs(lane: str) -> list[Path]:
+    """The folders of ``lane`` that hold programs, the iptables wrappers first."""
+    root = lane_dir(lane)
+    return [root / "course-bin", *(root / d for d in BIN_DIRS)]
+
+
+def program(lane: str, name: str) -> Path:
+    """The path of program ``name`` in ``lane`` (fetched if need be); AptFailed if it has none."""
+    fetch(lane)
+    for folder in bin_dirs(lane):
+        if (folder / name).exists():
+            return folder / name
+    raise AptFailed(f"none of the packages of the {lane} lane in versions.toml has a program called {name}")
+
+
+def path_with(lane: str, path: str | None = None) -> str:
+    """A ``PATH`` that finds ``lane``'s programs before the machine's."""
+    rest = path if path is not None else os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+    return os.pathsep.join([*(str(d) for d in bin_dirs(lane) if d.is_dir()), rest])
+
+
+def cli_config(config_dir: Path | None = None) -> Path:
+    """A docker CLI configuration folder whose CLI finds the engine lane's buildx plugin.
+
+    ``DOCKER_CONFIG`` pointed at it (``./course`` does, unless the learner set one) makes the
+    lane's ``docker`` find ``docker buildx`` through ``cliPluginsExtraDirs`` (docker CLI 24+,
+    docs.docker.com/reference/cli/docker/#configuration-files). No credentials are kept there
+    by the course; ``docker login`` writes to it like any config folder.
+    """
+    folder = config_dir or STATE_DIR / "docker-config"
+    folder.mkdir(parents=True, exist_ok=True)
+    config = folder / "config.json"
+    try:
+        data = json.loads(config.read_text())
+    except (OSError, ValueError):
+        data = {}
+    plugins = str(lane_dir("engine") / "usr/libexec/docker/cli-plugins")
+    if data.get("cliPluginsExtraDirs") != [plugins]:
+        data["cliPluginsExtraDirs"] = [plugins]
+        config.write_text(json.dumps(data, indent=1) + "\n")
+    return folder
+
+
+def in_use(proc: Path = Path("/proc")) -> set[Path]:
+    """The lane folders some running process was started from (its executable lives there)."""
+    used = set()
+    base = STATE_DIR / "debian"
+    for exe in proc.glob("[0-9]*/exe"):
+        try:
+            target = Path(os.readlink(exe))
+        except OSError:
+            continue
+        if base in target.parents:
+            used.add(base / target.relative_to(base).parts[0])
+    return used
+
+
+def prune() -> list[Path]:
+    """Remove lane folders that ``versions.toml`` no longer names and nothing runs from."""
+    base = STATE_DIR / "debian"
+    keep = {lane_dir(lane) for lane in LANES} | in_use() | {_apt_dir()}
+    removed = []
+    for folder in sorted(base.glob("*-*")) if base.is_dir() else []:
+        if folder.is_dir() and folder not in keep and not folder.name.startswith("."):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def engine_will_be_needed() -> bool:
+    """Whether ``./course`` is about to start its own engine here: Linux, root, apt, and no
+    ``DOCKER_HOST`` or docker context naming another daemon."""
+    if sys.platform != "linux" or os.geteuid() != 0 or shutil.which("apt-get") is None:
+        return False
+    return not (os.environ.get("DOCKER_HOST") or os.environ.get("DOCKER_CONTEXT"))
+
+
+def prefetch() -> int:
+    """Fetch the lanes the command will need now, silently; always 0 (the engine step fetches
+    again and reports what is wrong). The engine lane's CLI is wanted even for a remote daemon:
+    the tests compare against it."""
+    lanes = ["engine", "registry"] if engine_will_be_needed() else ["engine"]
+    for lane in lanes:
+        try:
+            fetch(lane)
+        except Exception:  # noqa: BLE001
+            pass
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    if argv == ["prefetch"]:
+        return prefetch()
+    if len(argv) == 2 and argv[0] == "fetch" and argv[1] in LANES:
+        try:
+            print(fetch(argv[1]))
+        except AptFailed as err:
+            print(f"[course] {err}", file=sys.stderr)
+            return 1
+        return 0
+    print("usage: python3 coursehost/debian.py prefetch | fetch " + "|".join(LANES), file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
