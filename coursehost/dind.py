@@ -4,19 +4,24 @@ GitLab's ``docker:dind`` service, a JupyterHub learner's dind sidecar: a daemon 
 container, reached over TCP at *another host's* address. ``./course test`` runs the whole course
 a second time against such a service (``python -m coursehost.dind pass -- PYTEST ARGS``):
 
-* **the image** — built offline, with no Docker Hub: a root filesystem of this machine's own
-  ``dockerd``, ``containerd``, ``runc``, ``docker-proxy``, ``iptables`` and ``ps`` with the
-  libraries they load, plus busybox for the start script, imported with ``docker import``. It is
-  built once and stays cached on the local daemon as ``course-dind:<hash of those files>``;
+* **the engine** — the ``dind`` lane of ``versions.toml``: Debian stable's Docker (26.1 today,
+  what ``apt install docker.io`` gives on Debian 13) with its containerd, the classic
+  ``overlay2`` store, and the common lane's runc and iptables — a second engine the course is
+  proven on, beside the course's own (Debian testing's, on the containerd image store);
+* **the image** — built offline, with no Docker Hub: a root filesystem of those programs, this
+  machine's ``ps`` and the libraries they load, plus busybox for the start script, imported with
+  ``docker import``. It is built once and stays cached on the local daemon as
+  ``course-dind:<hash of those files>``;
 * **the network** — its own bridge ``course-dind`` (``10.213.87.0/24``), so the daemon inside
   keeps Docker's usual ``172.17.0.0/16`` for its own ``docker0``, as a CI service has;
 * **the mirror** — exactly what a teacher does for a class: the inner daemon is started with
-  ``--registry-mirror=http://10.213.87.1:5765`` (the bridge's gateway, where a second front of
-  the course registry listens for the pass), so ``client.images.pull("busybox", tag="1.35")``
-  works offline there too. Inside the service ``127.0.0.1:5765`` is forwarded to the same front,
-  so a notebook that searches ``127.0.0.1:5765/busybox`` behaves as on the local engine;
-* **the daemon** — ``dockerd --host tcp://0.0.0.0:2375 --tls=false`` inside the container (its
-  own network namespace), data root on a tmpfs: removing the container leaves nothing behind.
+  ``--registry-mirror=http://10.213.87.1:5765`` and ``--insecure-registry`` for it (the bridge's
+  gateway, where a second front of the course registry listens for the pass), so
+  ``client.images.pull("busybox", tag="1.35")`` works offline there too;
+* **the daemon** — started with stock flags, as ``docker:dind`` or a class's daemon is (no
+  ``--bip``, nothing forwarded to loopback): ``dockerd --host tcp://0.0.0.0:2375 --tls=false``
+  inside the container (its own network namespace), data root on a tmpfs: removing the
+  container leaves nothing behind.
   Published ports live on the service's host ``10.213.87.2``, which
   :func:`helpers.daemon_host` reads from ``DOCKER_HOST``.
 
@@ -67,16 +72,16 @@ PORT = 2375
 #: removes learners' objects, never the service a pass is using).
 SERVICE_LABEL = "org.dockercourse.service"
 
-#: Programs copied from this machine into the image, with the libraries ``ldd`` finds for them.
-PROGRAMS = ["/usr/sbin/dockerd", "/usr/bin/containerd", "/usr/bin/containerd-shim-runc-v2",
-            "/usr/sbin/runc", "/usr/sbin/docker-proxy", "/usr/bin/docker-init",
-            "/usr/sbin/xtables-nft-multi", "/usr/bin/ps", "/bin/busybox"]
-DEBIAN_PACKAGES = {"/usr/bin/ps": "procps", "/bin/busybox": "busybox-static",
-                   "/usr/sbin/xtables-nft-multi": "iptables", "/usr/bin/containerd": "containerd",
-                   "/usr/bin/containerd-shim-runc-v2": "containerd", "/usr/sbin/runc": "runc"}
+#: Programs of the dind lane (versions.toml) copied into the image: path in the image -> program.
+LANE_PROGRAMS = {"usr/sbin/dockerd": "dockerd", "usr/bin/containerd": "containerd",
+                 "usr/bin/containerd-shim-runc-v2": "containerd-shim-runc-v2", "usr/sbin/runc": "runc",
+                 "usr/sbin/docker-proxy": "docker-proxy", "usr/bin/docker-init": "docker-init",
+                 "usr/sbin/xtables-nft-multi": "xtables-nft-multi"}
+#: Programs copied from this machine (procps' ``ps`` runs ``docker top``; every Debian has it).
+HOST_PROGRAMS = ["/usr/bin/ps"]
 IPTABLES_LINKS = ["iptables", "iptables-save", "iptables-restore",
                   "ip6tables", "ip6tables-save", "ip6tables-restore"]
-XTABLES_PLUGINS = Path("/usr/lib/x86_64-linux-gnu/xtables")
+XTABLES_PLUGINS = "usr/lib/x86_64-linux-gnu/xtables"
 DATA_FILES = ["/etc/os-release", "/usr/lib/os-release", "/etc/protocols", "/etc/services",
               "/etc/ethertypes"]
 
@@ -95,9 +100,6 @@ if [ -f /sys/fs/cgroup/cgroup.controllers ]; then   # cgroup v2: move to a leaf,
     > /sys/fs/cgroup/cgroup.subtree_control || true
 fi
 if [ -n "$COURSE_MIRROR" ]; then
-  sysctl -qw net.ipv4.conf.all.route_localnet=1
-  iptables -t nat -A OUTPUT -d 127.0.0.1/32 -p tcp --dport 5765 -j DNAT --to-destination "$COURSE_MIRROR"
-  iptables -t nat -A POSTROUTING -s 127.0.0.1/32 -o eth0 -j MASQUERADE
   # the mirror for pulls; insecure (plain HTTP) also for `docker search MIRROR/term`
   set -- --registry-mirror "http://$COURSE_MIRROR" --insecure-registry "$COURSE_MIRROR" "$@"
 fi
@@ -106,10 +108,8 @@ fi
 # loopback proxy instead of trying Docker Hub
 export HTTP_PROXY=http://127.0.0.1:9 HTTPS_PROXY=http://127.0.0.1:9
 export NO_PROXY=127.0.0.0/8,localhost,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16
-# --bip: docker0's usual address, written into the bridge network's IPAM (Gateway) as on a
-# daemon that has started before (a first start leaves the Gateway field empty)
-exec dockerd --host tcp://0.0.0.0:2375 --host unix:///run/docker.sock --tls=false \
-  --bip 172.17.0.1/16 "$@"
+# stock flags otherwise, as docker:dind or a class's daemon starts
+exec dockerd --host tcp://0.0.0.0:2375 --host unix:///run/docker.sock --tls=false "$@"
 """
 
 
@@ -119,10 +119,12 @@ def say(msg: str) -> None:
 
 # --- the image ----------------------------------------------------------------------------------
 
-def _libraries(binaries: list[Path]) -> set[str]:
-    """Every shared library (and the loader) ``ldd`` lists for ``binaries``."""
+def _libraries(binaries: list[Path], first: Path | None = None) -> set[str]:
+    """Every shared library (and the loader) ``ldd`` lists for ``binaries``, looking in
+    ``first`` before the machine's own folders."""
     found: set[str] = set()
-    out = subprocess.run(["ldd", *map(str, binaries)], capture_output=True, text=True).stdout
+    env = dict(os.environ, LD_LIBRARY_PATH=str(first)) if first else None
+    out = subprocess.run(["ldd", *map(str, binaries)], capture_output=True, text=True, env=env).stdout
     for line in out.splitlines():
         if line.startswith("\t"):   # "\tlibc.so.6 => /lib/…/libc.so.6 (0x…)"; other lines name the binary
             found.update(part for part in line.split() if part.startswith("/"))
@@ -130,23 +132,28 @@ def _libraries(binaries: list[Path]) -> set[str]:
 
 
 def rootfs_files() -> dict[str, Path]:
-    """The image's files: path inside the image -> file on this machine (read through links)."""
-    missing = sorted({DEBIAN_PACKAGES.get(p, "docker.io") for p in PROGRAMS if not Path(p).exists()})
-    if missing:   # a fresh machine: Debian's packages, as ./course engine start installs its own
-        advice = f"install them (apt-get install {' '.join(missing)}) and run this again."
-        if os.geteuid() != 0:
-            raise EngineError(f"Debian's {', '.join(missing)} missing: {advice}")
-        say(f"installing Debian packages for the Docker-in-Docker image: {' '.join(missing)}")
-        try:
-            debian.apt_install(missing)
-        except debian.AptFailed as err:
-            raise EngineError(f"{err}: {advice}") from None
-    plugins = sorted(XTABLES_PLUGINS.glob("*.so")) if XTABLES_PLUGINS.is_dir() else []
-    files: dict[str, Path] = {p.lstrip("/"): Path(p) for p in PROGRAMS}
-    for lib in _libraries([Path(p) for p in PROGRAMS] + plugins):
-        files[lib.lstrip("/")] = Path(lib)
+    """The image's files: path inside the image -> file on this machine (read through links).
+
+    The dind lane's programs (fetched if need be), with the libraries ``ldd`` finds for them —
+    the lane's own iptables libraries first, then this machine's glibc and friends.
+    """
+    try:
+        root = debian.fetch("dind")
+        lane = {inside: debian.program("dind", name) for inside, name in LANE_PROGRAMS.items()}
+    except debian.AptFailed as err:
+        raise EngineError(f"The Docker-in-Docker lane's Debian packages could not be fetched: {err}.") from None
+    lane_libs = root / "usr/lib/x86_64-linux-gnu"
+    plugins = sorted((root / XTABLES_PLUGINS).glob("*.so"))
+    files: dict[str, Path] = dict(lane)
+    files.update({p.lstrip("/"): Path(p) for p in HOST_PROGRAMS if Path(p).exists()})
+    files["bin/busybox"] = debian.program("registry", "busybox")
+    for lib in _libraries([*lane.values(), *map(Path, HOST_PROGRAMS), *plugins], lane_libs):
+        inside = Path(lib)
+        if lane_libs in inside.parents:   # the lane's own library, at its usual place in the image
+            inside = Path("/usr/lib/x86_64-linux-gnu") / inside.relative_to(lane_libs)
+        files[str(inside).lstrip("/")] = Path(lib)
     for plugin in plugins:
-        files[str(plugin).lstrip("/")] = plugin
+        files[f"{XTABLES_PLUGINS}/{plugin.name}"] = plugin
     for data in DATA_FILES:
         if Path(data).exists():
             files[data.lstrip("/")] = Path(data)
@@ -214,7 +221,7 @@ def ensure_image(client: docker.DockerClient) -> str:
     except ImageNotFound:
         pass
     started = time.monotonic()
-    say(f"building the Docker-in-Docker image {ref} from this machine's dockerd (once)")
+    say(f"building the Docker-in-Docker image {ref} from the dind lane's dockerd {debian.version('dind', 'docker.io')} (once)")
     changes = ['ENTRYPOINT ["/entrypoint.sh"]', "ENV PATH=/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                'VOLUME ["/var/lib/docker"]', f'LABEL {SERVICE_LABEL}="dind-image"']
     repo, tag = ref.split(":")
@@ -256,7 +263,9 @@ def start(client: docker.DockerClient, mirror: bool = True, timeout: float = 60,
     # The low-level API: `--security-opt systempaths=unconfined` is the CLI's name for empty
     # MaskedPaths / ReadonlyPaths, which docker-py's high-level create has no argument for.
     host_config = client.api.create_host_config(
-        cap_add=["ALL"], cap_drop=["SYS_RESOURCE"],
+        # every capability the machine's root has: Docker 28 refuses to drop one the kernel's
+        # bounding set lacks (SYS_RESOURCE here), and --privileged fails for the same reason
+        cap_add=["ALL"],
         security_opt=["seccomp=unconfined", "apparmor=unconfined"],
         tmpfs={"/var/lib/docker": "rw,exec,dev,suid,size=4g"}, network_mode=name,
         cgroupns="private")   # its own cgroup root, as on a host: dockerd makes docker/<id> there
