@@ -12,7 +12,8 @@ import tarfile
 import docker
 import pytest
 
-from helpers import check_images, connection, dind, registry
+from coursehost import debian, dind, registry
+from helpers import check_images, connection
 from helpers.connection import connect, daemon_host
 from helpers.errors import DaemonNotFound, EngineError, ImageNotAvailable
 
@@ -121,6 +122,11 @@ def test_service_image_holds_a_whole_daemon():
         script = tar.extractfile("entrypoint.sh").read().decode()
     assert {"entrypoint.sh", "bin/sh", "usr/sbin/iptables", "var/lib/docker", "etc/os-release"} <= names
     assert "--registry-mirror" in script and "--tls=false" in script
+    # stock flags, as docker:dind or a class's daemon: no --bip, nothing forwarded to loopback
+    assert "--bip" not in script and "DNAT" not in script and "route_localnet" not in script
+    # the dind lane's engine (versions.toml), not the local one
+    assert files["usr/sbin/dockerd"] == debian.program("dind", "dockerd")
+    assert debian.lane_dir("dind") in files["usr/sbin/dockerd"].parents
     assert dind.fingerprint(files) == dind.fingerprint(files)
 
 
@@ -155,6 +161,9 @@ def test_daemon_without_mirror_says_so(client):
     before = _hub_lookups_from(address)
     with dind.service(mirror=False, number=1) as host:     # slot 1: a pass may be using slot 0
         inner = docker.DockerClient(base_url=host, timeout=60)
+        # the second engine of the matrix: Debian stable's Docker on the classic overlay2 store
+        assert inner.version()["Version"].startswith(debian.version("dind", "docker.io") + "+")
+        assert inner.info()["Driver"] == "overlay2"
         assert inner.images.list() == []
         with pytest.raises(ImageNotAvailable) as err:
             check_images(inner)
