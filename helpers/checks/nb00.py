@@ -5,7 +5,7 @@ from __future__ import annotations
 import docker
 from docker.errors import NotFound
 
-from ..imagekit import BASE_REPO
+from ..base import BASE_REPO
 from ..naming import RUN, Run
 from . import Result, not_yet, passed
 

@@ -8,7 +8,7 @@ import tarfile
 import docker
 from docker.errors import ImageNotFound
 
-from ..imagekit import BASE_IMAGE
+from ..base import BASE_IMAGE
 from ..naming import Run
 from . import Result, not_yet, passed
 

@@ -7,7 +7,7 @@ from typing import Any
 import docker
 from docker.errors import NotFound
 
-from ..imagekit import BASE_REPO
+from ..base import BASE_REPO
 from ..naming import RUN, Run
 from . import Result, not_yet, passed
 

@@ -19,7 +19,7 @@ import pandas as pd
 from IPython.display import display
 
 from ..errors import BadInput, NotFound
-from ..imagekit import BASE_IMAGE
+from ..base import BASE_IMAGE
 from ..images import inspect_summary
 from ..naming import Run
 from ..tables import history_table

@@ -20,7 +20,7 @@ import ipywidgets as W
 from docker.errors import APIError, NotFound as DockerNotFound
 
 from ..errors import BadInput, CourseError
-from ..imagekit import BASE_IMAGE
+from ..base import BASE_IMAGE
 from ..lifecycle import POLITE_COMMAND, pause
 from ..naming import Run
 
