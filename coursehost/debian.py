@@ -29,9 +29,26 @@ VERSIONS_FILE = ROOT / "versions.toml"
 STATE_DIR = Path(os.environ.get("COURSE_STATE_DIR", ROOT / ".state"))
 #: The Debian archive apt fetches from (any mirror of deb.debian.org serves the same files).
 MIRROR = os.environ.get("COURSE_DEBIAN_MIRROR", "http://deb.debian.org/debian")
+#: Where the ``<suite>-security`` suites are (Debian's security archive is a separate tree).
+SECURITY_MIRROR = os.environ.get("COURSE_DEBIAN_SECURITY_MIRROR", "http://deb.debian.org/debian-security")
 KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
 #: The lanes a fetch unpacks together: a lane's own packages, and those it shares.
-LANES = {"engine": ("engine", "common"), "dind": ("dind", "common"), "registry": ("registry",)}
+LANES = {"engine": ("engine", "common"), "dind": ("dind", "common"), "registry": ("registry",),
+         "browser": ("browser",), "lab": ("lab",)}
+#: Lanes that are unpacked with the whole dependency closure of their pins, resolved by a private
+#: apt of their own that sees only their suites and believes nothing is installed: a browser is
+#: some 240 packages, and none of them needs to be on the machine.
+CLOSURE_LANES = {"browser", "lab"}
+#: Closure lanes that become an image's whole root file system (the class's lab image): they
+#: unpack everything, the C runtime included.
+SELF_CONTAINED_LANES = {"lab"}
+#: What a closure lane never unpacks: the C/C++ runtime that every Debian with apt has, and whose
+#: loader must match it (a Debian 13 machine's ld.so cannot run Debian 12's libc). A Debian 12
+#: program runs on Debian 13's newer ones.
+NOT_UNPACKED = {"libc6", "libgcc-s1", "gcc-12-base", "libstdc++6"}
+#: The multiarch folder of this machine's libraries (``x86_64-linux-gnu``).
+MULTIARCH = {"x86_64": "x86_64-linux-gnu", "aarch64": "aarch64-linux-gnu"}.get(os.uname().machine,
+                                                                                f"{os.uname().machine}-linux-gnu")
 #: Where programs are in an unpacked package tree (the CLI plugins last: buildx).
 BIN_DIRS = ("usr/sbin", "usr/bin", "sbin", "bin", "usr/libexec/docker/cli-plugins")
 #: iptables' commands, run through wrappers that give it its own libraries and modules.
@@ -71,12 +88,15 @@ def lane_dir(lane: str) -> Path:
     return STATE_DIR / "debian" / f"{lane}-{digest}"
 
 
-def _apt_dir() -> Path:
-    return STATE_DIR / "debian" / "apt"
+def _apt_dir(lane: str | None = None) -> Path:
+    """The private apt's folder: one shared by the plain lanes, one of its own for a closure lane
+    (inside the shared one, so :func:`prune` keeps it), whose lists hold only that lane's suites."""
+    base = STATE_DIR / "debian" / "apt"
+    return base / f"closure-{lane}" if lane in CLOSURE_LANES else base
 
 
-def _apt_options() -> list[str]:
-    apt = _apt_dir()
+def _apt_options(apt: Path | None = None) -> list[str]:
+    apt = apt or _apt_dir()
     return ["-o", f"Dir::Etc::SourceList={apt / 'sources.list'}", "-o", "Dir::Etc::SourceParts=/nonexistent",
             "-o", f"Dir::State::Lists={apt / 'lists'}", "-o", f"Dir::State::status={apt / 'status'}",
             "-o", f"Dir::Cache={apt / 'cache'}", "-o", "Dir::Etc::Preferences=/nonexistent",
@@ -87,11 +107,11 @@ def _apt_options() -> list[str]:
             "-o", "Acquire::Check-Valid-Until=false", "-qq"]
 
 
-def _apt(argv: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess:
+def _apt(argv: list[str], cwd: Path | None = None, apt: Path | None = None) -> subprocess.CompletedProcess:
     if shutil.which("apt-get") is None:
         raise AptFailed("the course fetches Docker's Debian packages with apt, and this machine has no apt-get: "
                         "install Docker yourself, start it, and run this again")
-    return subprocess.run([argv[0], *_apt_options(), *argv[1:]], cwd=cwd, capture_output=True, text=True,
+    return subprocess.run([argv[0], *_apt_options(apt), *argv[1:]], cwd=cwd, capture_output=True, text=True,
                           env=dict(os.environ, DEBIAN_FRONTEND="noninteractive", LC_ALL="C"))
 
 
@@ -99,32 +119,44 @@ def _last_line(done: subprocess.CompletedProcess) -> str:
     return (done.stderr.strip().splitlines() or done.stdout.strip().splitlines() or ["no message"])[-1]
 
 
-def update(suites: set[str]) -> None:
+def _source(suite: str) -> str:
+    """The archive a suite is in: ``bookworm-security`` is in Debian's security archive."""
+    return SECURITY_MIRROR if suite.endswith("-security") else MIRROR
+
+
+def update(suites: set[str], apt: Path | None = None) -> None:
     """Write the private source list for ``suites`` and run ``apt-get update`` on it."""
-    apt = _apt_dir()
+    apt = apt or _apt_dir()
     for sub in ("lists/partial", "cache/archives/partial"):
         (apt / sub).mkdir(parents=True, exist_ok=True)
     (apt / "status").touch()
     keyring = f" [signed-by={KEYRING}]" if KEYRING.exists() else ""
-    (apt / "sources.list").write_text("".join(f"deb{keyring} {MIRROR} {s} main\n" for s in sorted(suites)))
-    done = _apt(["apt-get", "update"])
+    (apt / "sources.list").write_text("".join(f"deb{keyring} {_source(s)} {s} main\n" for s in sorted(suites)))
+    done = _apt(["apt-get", "update"], apt=apt)
     if done.returncode != 0:
         raise AptFailed(f"`apt-get update` for Debian {', '.join(sorted(suites))} failed: {_last_line(done)}")
 
 
-def available(package: str, suite: str) -> list[str]:
+def available(package: str, suite: str, apt: Path | None = None) -> list[str]:
     """The versions of ``package`` the private apt's lists have for ``suite``."""
-    done = _apt(["apt-cache", "madison", package])
+    done = _apt(["apt-cache", "madison", package], apt=apt)
     return [cols[1].strip() for cols in (line.split("|") for line in done.stdout.splitlines())
             if len(cols) >= 3 and f" {suite}/" in cols[2]]
 
 
-def _download(wanted: dict[str, tuple[str, str]], into: Path) -> None:
-    done = _apt(["apt-get", "download", *(f"{pkg}={ver}" for pkg, (_, ver) in sorted(wanted.items()))], cwd=into)
+def _download(wanted: dict[str, tuple[str, str]], into: Path, closure: bool = False,
+              apt: Path | None = None) -> None:
+    exact = [f"{pkg}={ver}" for pkg, (_, ver) in sorted(wanted.items())]
+    if closure:  # the pins and everything they depend on (not what they recommend), into ``into``
+        (into / "partial").mkdir(exist_ok=True)
+        done = _apt(["apt-get", "install", "-y", "--download-only", "--no-install-recommends",
+                     "-o", f"Dir::Cache::archives={into}", *exact], apt=apt)
+    else:
+        done = _apt(["apt-get", "download", *exact], cwd=into, apt=apt)
     if done.returncode == 0:
         return
     for pkg, (suite, ver) in sorted(wanted.items()):
-        have = available(pkg, suite)
+        have = available(pkg, suite, apt=apt)
         if ver not in have:
             found = ", ".join(have) or "none"
             raise AptFailed(f"versions.toml wants {pkg} {ver} from Debian {suite}, and the archive now has {found}: "
@@ -142,26 +174,34 @@ def fetch(lane: str) -> Path:
         return target
     wanted = pins(lane)
     suites = {suite for suite, _ in wanted.values()}
-    lists = _apt_dir() / "lists"
+    apt, closure = _apt_dir(lane), lane in CLOSURE_LANES
+    lists = apt / "lists"
     have_lists = {s for s in suites if any(lists.glob(f"*_dists_{s}_*Packages*"))} if lists.is_dir() else set()
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".fetch-") as tmp:
         debs = Path(tmp) / "debs"
         debs.mkdir()
         if have_lists != suites:
-            update(suites)
+            update(suites, apt=apt)
         try:
-            _download(wanted, debs)
+            _download(wanted, debs, closure=closure, apt=apt)
         except AptFailed:
-            update(suites)  # lists from an earlier day: the archive may have moved on
-            _download(wanted, debs)
+            update(suites, apt=apt)  # lists from an earlier day: the archive may have moved on
+            _download(wanted, debs, closure=closure, apt=apt)
         tree = Path(tmp) / "tree"
+        unpacked = {}
         for deb in sorted(debs.glob("*.deb")):
+            name, ver = deb.name.split("_")[:2]
+            if closure and name in NOT_UNPACKED and lane not in SELF_CONTAINED_LANES:
+                continue
+            unpacked[name] = ver.replace("%3a", ":")
             done = subprocess.run(["dpkg", "-x", str(deb), str(tree)], capture_output=True, text=True)
             if done.returncode != 0:
                 raise AptFailed(f"`dpkg -x {deb.name}` failed: {_last_line(done)}")
         _iptables_wrappers(tree)
-        (tree / ".complete").write_text(json.dumps(wanted, sort_keys=True, indent=1) + "\n")
+        if lane == "browser":
+            _browser_wrapper(tree, target)
+        (tree / ".complete").write_text(json.dumps(unpacked if closure else wanted, sort_keys=True, indent=1) + "\n")
         shutil.rmtree(target, ignore_errors=True)
         tree.rename(target)
     return target
@@ -181,6 +221,38 @@ def _iptables_wrappers(tree: Path) -> None:
                            f'exec "$root/usr/sbin/xtables-nft-multi" {command} "$@"\n')
         wrapper.chmod(0o755)
 
+
+
+def _browser_wrapper(tree: Path, target: Path) -> None:
+    """``course-bin/chromium``: Debian's Chromium with the lane's own libraries and fonts.
+
+    ``tree`` is unpacked now and becomes ``target``: the files name ``target``'s paths. The fonts
+    are the lane's alone (``course-fonts/fonts.conf``; DejaVu for Latin text, WenQuanYi Micro Hei
+    for Chinese), so a screenshot looks the same on every machine.
+    """
+    if not (tree / "usr/lib/chromium/chromium").exists():
+        return
+    fonts = tree / "course-fonts"
+    fonts.mkdir(exist_ok=True)
+    aliases = {"sans-serif": ("DejaVu Sans", "WenQuanYi Micro Hei"), "serif": ("DejaVu Serif", "WenQuanYi Micro Hei"),
+               "monospace": ("DejaVu Sans Mono", "WenQuanYi Micro Hei Mono")}
+    (fonts / "fonts.conf").write_text(
+        '<?xml version="1.0"?>\n<!DOCTYPE fontconfig SYSTEM "fonts.dtd">\n'
+        "<!-- the browser lane's own fonts, written by coursehost/debian.py -->\n<fontconfig>\n"
+        f"  <dir>{target / 'usr/share/fonts'}</dir>\n  <cachedir>{target / 'course-fonts/cache'}</cachedir>\n"
+        + "".join(f"  <alias><family>{generic}</family><prefer>"
+                  + "".join(f"<family>{f}</family>" for f in families) + "</prefer></alias>\n"
+                  for generic, families in aliases.items())
+        + "</fontconfig>\n")
+    libs = ":".join(str(target / d) for d in (f"usr/lib/{MULTIARCH}", f"lib/{MULTIARCH}",
+                                             f"usr/lib/{MULTIARCH}/pulseaudio"))
+    (tree / "course-bin").mkdir(exist_ok=True)
+    wrapper = tree / "course-bin" / "chromium"
+    wrapper.write_text("#!/bin/sh\n# Debian's Chromium from the course's browser lane, with its own libraries and fonts\n"
+                       f'LD_LIBRARY_PATH="{libs}${{LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}}" '
+                       f'FONTCONFIG_FILE="{target / "course-fonts/fonts.conf"}" '
+                       + f'exec "{target / "usr/lib/chromium/chromium"}" "$@"\n')
+    wrapper.chmod(0o755)
 
 
 def bin_dirs(lane: str) -> list[Path]:

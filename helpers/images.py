@@ -7,13 +7,19 @@ These are the pieces :mod:`helpers.tables` does not cover because they are speci
   accepts one since 1.24; this sends it, so the daemon applies the filter as the CLI does.
 * :func:`search_term` — which name to search: Docker Hub online, the course registry offline.
 * :func:`pull_events` / :func:`layer_progress` — the streamed JSON of ``docker pull``, per layer.
-* :func:`removal_table`, :func:`tar_contents`, :func:`inspect_summary` — answers as tables.
+* :func:`list_images` — ``docker images``' listing, asked again when another learner removes an
+  image while the daemon lists (the containerd image store then fails the whole listing).
+* :func:`removal_table`, :func:`tar_contents`, :func:`inspect_summary`, :func:`sizes_table` —
+  answers as tables.
+* :func:`containerd_store` — whether the daemon keeps images in containerd's image store (the
+  default of Docker Desktop and of fresh Engine 29 installs) or in the classic graph driver.
 """
 
 from __future__ import annotations
 
 import json
 import tarfile
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -21,14 +27,58 @@ from typing import Any
 import docker
 import pandas as pd
 
-from .errors import BadInput, ImageNotAvailable
+from .errors import BadInput, ImageNotAvailable, NotFound
 from .naming import NAMESPACE
-from .tables import IMAGE_FIELDS, attrs, inspect_table, short_id
+from .tables import IMAGE_FIELDS, attrs, human_size, inspect_table, short_id
 
 #: The filters ``docker search -f`` knows (the daemon rejects any other).
 SEARCH_FILTERS = ("is-official", "is-automated", "stars")
 #: The CLI truncates descriptions to this many characters unless ``--no-trunc``.
 DESCRIPTION_WIDTH = 45
+
+
+# --- the daemon's image store and its listing ---------------------------------------------------
+
+#: ``docker info``'s ``DriverStatus`` entry of a daemon on the containerd image store.
+CONTAINERD_SNAPSHOTTER = ("driver-type", "io.containerd.snapshotter.v1")
+
+
+def containerd_store(client: docker.DockerClient) -> bool:
+    """True when the daemon keeps its images in containerd's image store (``docker info``:
+    ``Storage Driver: overlayfs``, ``driver-type: io.containerd.snapshotter.v1``), False on the
+    classic graph-driver store (``overlay2``). See
+    https://docs.docker.com/engine/storage/containerd/ ."""
+    status = client.info().get("DriverStatus") or []
+    return any(tuple(pair) == CONTAINERD_SNAPSHOTTER for pair in status)
+
+
+def _vanished_meanwhile(err: docker.errors.APIError) -> bool:
+    """The daemon's answer when an image was removed while it listed: 404 from docker-py's
+    per-image inspect, or the containerd store's "failed to read config content: NotFound"."""
+    text = str(err.explanation or err)
+    return err.status_code == 404 or "NotFound" in text or "not found" in text
+
+
+def list_images(client: docker.DockerClient, name: str | None = None, all: bool = False,  # noqa: A002
+                filters: Mapping[str, Any] | None = None, quiet: bool = False,
+                attempts: int = 8) -> list[Any]:
+    """``docker images [-a] [-q] [-f …] [NAME]``: ``client.api.images(...)``'s listing (dicts in
+    the listing shape, ``Size`` as ``docker images`` shows it; ids if ``quiet``).
+
+    On the containerd image store, listing while another client removes an image can fail as a
+    whole ("failed to read config content: … not found", the error of moby/moby#46077); docker-py's
+    ``client.images.list()`` also inspects every listed image, which then answers 404. The listing
+    is asked again, up to ``attempts`` times; the daemon's error is raised if it persists.
+    """
+    for attempt in range(attempts):
+        try:
+            return client.api.images(name=name, all=all, filters=dict(filters) if filters else None,
+                                     quiet=quiet)
+        except docker.errors.APIError as err:
+            if not _vanished_meanwhile(err) or attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))   # the removal under way finishes in milliseconds
+    raise AssertionError("unreachable")
 
 
 # --- search -------------------------------------------------------------------------------------
@@ -83,16 +133,17 @@ def truncate(text: str, width: int = DESCRIPTION_WIDTH) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-SEARCH_COLUMNS = ("NAME", "DESCRIPTION", "STARS", "OFFICIAL", "AUTOMATED")
+SEARCH_COLUMNS = ("NAME", "DESCRIPTION", "STARS", "OFFICIAL")
 
 
 def search_table(results: Iterable[Mapping[str, Any]], no_trunc: bool = False) -> pd.DataFrame:
     """Search results like ``docker search`` (descriptions truncated unless ``no_trunc``),
-    most stars first."""
+    most stars first. No AUTOMATED column, as in current CLIs: Docker Hub retired automated
+    builds, and from Engine 26.0 the daemon reports ``is_automated`` False for every result (see
+    "is-automated" in https://docs.docker.com/engine/deprecated/)."""
     rows = [{"NAME": r.get("name", ""),
              "DESCRIPTION": r.get("description", "") if no_trunc else truncate(r.get("description", "")),
-             "STARS": int(r.get("star_count", 0)), "OFFICIAL": bool(r.get("is_official")),
-             "AUTOMATED": bool(r.get("is_automated"))} for r in results]
+             "STARS": int(r.get("star_count", 0)), "OFFICIAL": bool(r.get("is_official"))} for r in results]
     rows.sort(key=lambda r: (-r["STARS"], r["NAME"]))
     return pd.DataFrame(rows, columns=list(SEARCH_COLUMNS))
 
@@ -169,13 +220,10 @@ def refusal(err: docker.errors.APIError) -> str:
 
 # --- save / load --------------------------------------------------------------------------------
 
-TAR_COLUMNS = ("FILE", "WHAT", "SIZE")
+TAR_COLUMNS = ("FILE", "WHAT")
 
 
-def tar_contents(path: str | Path) -> pd.DataFrame:
-    """What ``docker save`` wrote, in a stable order: manifest first, then each image's config and
-    its layer tars bottom-up (as ``manifest.json`` lists them). ``SIZE`` is given for layers only
-    (a config's size changes with its timestamps)."""
+def _read_tar(path: str | Path) -> tuple[dict[str, tarfile.TarInfo], list[dict[str, Any]], dict[str, Any], Path]:
     path = Path(path)
     if not path.is_file():
         raise BadInput(f"{path} does not exist: save an image there first (image.save()).")
@@ -183,31 +231,106 @@ def tar_contents(path: str | Path) -> pd.DataFrame:
         with tarfile.open(path) as tar:
             members = {m.name: m for m in tar.getmembers() if m.isfile()}
             manifest = json.load(tar.extractfile(members["manifest.json"]))
-    except (tarfile.TarError, KeyError) as err:
-        raise BadInput(f"{path} is not an image tar written by docker save (no readable manifest.json): "
-                       "write one with image.save().") from err
-    rows = [{"FILE": "manifest.json", "WHAT": "which config and layers make each tag", "SIZE": ""}]
-    if "repositories" in members:
-        rows.append({"FILE": "repositories", "WHAT": "the tags (old format)", "SIZE": ""})
-    seen = {"manifest.json", "repositories"}
+            index = json.load(tar.extractfile(members["index.json"]))
+            for entry in index.get("manifests") or []:   # the OCI manifest of each tag, by digest
+                name = "blobs/" + entry["digest"].replace(":", "/")
+                entry["_manifest"] = json.load(tar.extractfile(members[name]))
+    except (tarfile.TarError, KeyError, ValueError) as err:
+        raise BadInput(f"{path} is not an image tar written by docker save of Engine 25 or newer (no readable "
+                       "manifest.json and index.json): write one with image.save().") from err
+    return members, manifest, index, path
+
+
+def tar_contents(path: str | Path) -> pd.DataFrame:
+    """What ``docker save`` wrote (Engine 25.0 and newer: an OCI image layout), in a stable order:
+    ``oci-layout``, ``index.json``, ``manifest.json``, then per image its manifest blob, its config
+    blob and its layer blobs bottom-up (as ``manifest.json`` lists them).
+
+    Left out, as they depend on the daemon's image store: the classic store's ``repositories``
+    (the tags in the pre-OCI format) and its legacy per-layer configs in ``blobs/``. Sizes are
+    left out for the same reason: the containerd store saves compressed layers, the classic one
+    plain tars. Raises :class:`BadInput` for a missing file or one that is not such a tar.
+    See https://docs.docker.com/reference/cli/docker/image/save/ and the OCI image layout spec.
+    """
+    members, manifest, index, _ = _read_tar(path)
+    rows = [{"FILE": "oci-layout", "WHAT": "marks the tar as an OCI image layout"},
+            {"FILE": "index.json", "WHAT": "OCI entry point: the manifest of each tag"},
+            {"FILE": "manifest.json", "WHAT": "Docker's index: config and layers of each tag"}]
+    manifests = {entry["digest"]: entry for entry in index.get("manifests") or []}
     for entry in manifest:
         tags = ", ".join(entry.get("RepoTags") or []) or "an untagged image"
-        rows.append({"FILE": entry["Config"], "WHAT": f"image config of {tags}", "SIZE": ""})
-        seen.add(entry["Config"])
+        config = entry["Config"]
+        for digest, oci in manifests.items():   # the OCI manifest whose config is this entry's
+            if "blobs/" + oci["_manifest"]["config"]["digest"].replace(":", "/") == config:
+                rows.append({"FILE": "blobs/" + digest.replace(":", "/"), "WHAT": f"image manifest of {tags}"})
+        rows.append({"FILE": config, "WHAT": f"image config of {tags}"})
         for n, layer in enumerate(entry["Layers"], 1):
-            rows.append({"FILE": layer, "WHAT": f"layer {n} of {len(entry['Layers'])}",
-                         "SIZE": members[layer].size})
-            seen.add(layer)
-    rest = sorted(set(members) - seen)
-    if rest:
-        rows.append({"FILE": f"{len(rest)} more", "WHAT": "per-layer VERSION and json (old format)", "SIZE": ""})
+            rows.append({"FILE": layer, "WHAT": f"layer {n} of {len(entry['Layers'])}"})
     return pd.DataFrame(rows, columns=list(TAR_COLUMNS))
+
+
+def tar_digests(path: str | Path) -> dict[str, str]:
+    """The digests of the first image in a ``docker save`` tar: ``{"manifest": "sha256:…",
+    "config": "sha256:…"}`` — one of them is the image's ``Id`` (the manifest's on the containerd
+    image store, the config's on the classic store). Raises :class:`BadInput` as
+    :func:`tar_contents` does."""
+    _, manifest, index, path = _read_tar(path)
+    config = manifest[0]["Config"].split("/")[-1]
+    for entry in index.get("manifests") or []:
+        if entry["_manifest"]["config"]["digest"] == f"sha256:{config}":
+            return {"manifest": entry["digest"], "config": f"sha256:{config}"}
+    raise BadInput(f"{path}'s index.json names no manifest of its image: write the tar again with image.save().")
 
 
 # --- inspect ------------------------------------------------------------------------------------
 
-def inspect_summary(image: Any) -> pd.DataFrame:
-    """The inspect fields a learner needs (``tables.IMAGE_FIELDS``), without the course's own
-    bookkeeping labels (``org.dockercourse.*``, which hold run ids)."""
-    table = inspect_table(attrs(image), IMAGE_FIELDS, only_first=True)
+def inspect_summary(image: Any, without: Iterable[str] = ()) -> pd.DataFrame:
+    """The inspect fields a learner needs (``tables.IMAGE_FIELDS``) as a (field, value) table,
+    without the course's own bookkeeping labels (``org.dockercourse.*``, which hold run ids) and
+    without the fields named in ``without`` (e.g. ``["Size", "RepoDigests"]``, whose values depend
+    on the daemon's image store)."""
+    if isinstance(without, str) or not all(isinstance(f, str) for f in without):
+        raise BadInput(f"without takes a list of field names such as ['Size'], not {without!r}.")
+    fields = [f for f in IMAGE_FIELDS if f not in set(without)]
+    table = inspect_table(attrs(image), fields, only_first=True)
     return table[~table["field"].str.contains(NAMESPACE, regex=False)].reset_index(drop=True)
+
+
+# --- sizes --------------------------------------------------------------------------------------
+
+SIZE_COLUMNS = ("SIZE", "WHERE", "WHAT IT COUNTS")
+
+
+def image_sizes(client: docker.DockerClient, reference: str) -> dict[str, int]:
+    """The three sizes of one image, in bytes: ``listed`` (``docker images`` SIZE, the listing's
+    ``Size``), ``content`` (``docker image inspect``'s ``Size``) and ``unpacked`` (the layers'
+    sizes of ``docker history``, summed).
+
+    On the classic store (overlay2) all three are the unpacked layers. On the containerd image
+    store ``content`` counts the compressed blobs in the content store, ``unpacked`` the
+    snapshots made from them, and ``listed`` both (the disk the image takes; Engine 29's
+    ``docker images`` shows it as DISK USAGE, beside CONTENT SIZE). Raises :class:`NotFound` when
+    there is no image ``reference``.
+    """
+    if not isinstance(reference, str) or not reference.strip():
+        raise BadInput(f"{reference!r} is not an image reference: pass a name such as 'busybox:1.35'.")
+    try:
+        image = client.images.get(reference)
+        history = image.history()
+    except docker.errors.ImageNotFound as err:
+        raise NotFound(f"no image {reference!r} on this daemon: pull or build it first.") from err
+    listed = [i for i in list_images(client, filters={"reference": reference}) if i["Id"] == image.id]
+    if not listed:
+        raise NotFound(f"{reference!r} was removed while its sizes were read: run the cell again.")
+    return {"listed": int(listed[0]["Size"]), "content": int(image.attrs["Size"]),
+            "unpacked": sum(int(h["Size"]) for h in history)}
+
+
+def sizes_table(sizes: Mapping[str, int]) -> pd.DataFrame:
+    """:func:`image_sizes`' answer as a table: each size in the CLI's human form, where it is
+    shown, and what it counts."""
+    where = {"listed": ("docker images (SIZE)", "everything the image takes on disk"),
+             "content": ("docker image inspect (.Size)", "the image's content (compressed on the containerd store)"),
+             "unpacked": ("docker history (sum of SIZE)", "the unpacked layers' files")}
+    return pd.DataFrame([{"SIZE": human_size(sizes[k]), "WHERE": w, "WHAT IT COUNTS": what}
+                         for k, (w, what) in where.items()], columns=list(SIZE_COLUMNS))

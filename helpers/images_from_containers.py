@@ -80,3 +80,34 @@ def compare_images(client: docker.DockerClient, images: dict[str, str]) -> pd.Da
         raise BadInput("pass a dict of column label → image reference, e.g. {'committed': run.image('web')}.")
     return pd.DataFrame({label: image_facts(client, ref) for label, ref in images.items()},
                         index=list(FACTS))
+
+
+def commit_steps(events: list[dict[str, Any]]) -> pd.DataFrame:
+    """What each ``docker commit`` of one container did to it, from the container's ``pause``,
+    ``unpause`` and ``commit`` events (oldest first, e.g. ``EventRecorder.wait_for(…,
+    actions=COMMIT_ACTIONS)``): one row per commit, indexed by commit (1, 2, …) and whether the
+    container was frozen during it; the column "events, in order" joins its events with " → ".
+
+    A commit with ``--pause`` (the default) logs ``pause → commit → unpause``; without, ``commit``
+    alone. One echo is left out: the daemon also logs a ``pause`` when containerd's own "paused"
+    notice reaches it after the unpause, then ``unpause`` again (moby ``daemon/monitor.go``,
+    ``ProcessEvent``: it logs when its state disagrees) — a ``pause → unpause`` right after an
+    ``unpause`` with no commit in between. Raises BadInput for anything but a list of events.
+    """
+    if not isinstance(events, list) or not all(isinstance(e, dict) and "Action" in e for e in events):
+        raise BadInput("events should be a list of event dicts (with an 'Action'), as EventRecorder.wait_for returns.")
+    done: list[list[str]] = []     # one list of actions per commit
+    pending: list[str] = []        # actions since the last commit
+    for action in (e["Action"] for e in events):
+        if action == "commit":
+            done.append(pending + ["commit"])
+            pending = []
+        elif action == "unpause" and not pending and done and done[-1][-1] == "commit" and "pause" in done[-1]:
+            done[-1].append("unpause")           # the thaw that ends a paused commit
+        elif action == "unpause" and pending == ["pause"] and done and done[-1][-1] == "unpause":
+            pending = []                         # the daemon's echo of the last commit's pause
+        elif action in ("pause", "unpause"):
+            pending.append(action)
+    rows = [{"commit": i, "pause": "pause" in steps and steps.index("pause") < steps.index("commit"),
+             "events, in order": " → ".join(steps)} for i, steps in enumerate(done, start=1)]
+    return pd.DataFrame(rows, columns=["commit", "pause", "events, in order"]).set_index(["commit", "pause"])

@@ -41,6 +41,10 @@ STATE_AFTER = {"create": "created", "start": "running", "pause": "paused", "unpa
 LIFECYCLE_ACTIONS = ("create", "start", "pause", "unpause", "kill", "die", "stop", "restart",
                      "rename", "destroy")
 
+#: The events of ``docker commit`` (notebook 04): with ``--pause`` (the default) the daemon
+#: freezes the container around the commit.
+COMMIT_ACTIONS = ("pause", "unpause", "commit")
+
 
 def parse_time(value: str) -> float:
     """Docker's ISO time with nanoseconds (``2026-01-02T03:04:05.123456789Z``) → epoch seconds."""
@@ -105,8 +109,24 @@ class StateLog:
         return [r["state"] for r in self.rows]
 
 
+def actor_id(event: dict[str, Any]) -> str:
+    """The id of the object an event is about: ``Actor.ID``.
+
+    Engine 29 (API 1.52) no longer sends the old top-level ``id``/``status``/``from`` fields
+    (deprecated since API 1.22), so events are read by ``Type``, ``Action`` and ``Actor`` only.
+    """
+    return str((event.get("Actor") or {}).get("ID") or "")
+
+
+def _actions(actions: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    if isinstance(actions, str) or not actions or not all(isinstance(a, str) and a for a in actions):
+        raise BadInput(f"actions should be a tuple of event actions such as COMMIT_ACTIONS, not {actions!r}.")
+    return tuple(actions)
+
+
 def container_events(client: docker.DockerClient, container_id: str, since: float,
-                     until: float | None = None) -> list[dict[str, Any]]:
+                     until: float | None = None,
+                     actions: tuple[str, ...] = LIFECYCLE_ACTIONS) -> list[dict[str, Any]]:
     """The daemon's lifecycle events for one container between ``since`` and ``until`` (epoch
     seconds on the daemon's clock; ``until`` defaults to now), oldest first — ``docker events
     --since … --until …``.
@@ -120,7 +140,8 @@ def container_events(client: docker.DockerClient, container_id: str, since: floa
         until = daemon_time(client)
     events = client.events(since=since, until=until, filters={"container": container_id, "type": "container"},
                            decode=True)
-    return [e for e in events if e.get("Action") in LIFECYCLE_ACTIONS]
+    actions = _actions(actions)
+    return [e for e in events if e.get("Action") in actions]
 
 
 class EventRecorder:
@@ -152,7 +173,7 @@ class EventRecorder:
     def _key(event: dict[str, Any]) -> tuple[Any, Any, Any]:
         # the same event twice (same container, action and nanosecond) is one event delivered
         # twice, as a busy daemon's replay-then-follow may do
-        return event.get("id"), event.get("Action"), event.get("timeNano")
+        return actor_id(event), event.get("Action"), event.get("timeNano")
 
     def _pump(self) -> None:
         seen: set[tuple[Any, Any, Any]] = set()
@@ -170,15 +191,18 @@ class EventRecorder:
                 self._closed = True
                 self._changed.notify_all()
 
-    def of(self, container_id: str) -> list[dict[str, Any]]:
-        """The lifecycle events of one container received so far, oldest first."""
+    def of(self, container_id: str, actions: tuple[str, ...] = LIFECYCLE_ACTIONS) -> list[dict[str, Any]]:
+        """The events of one container received so far whose action is one of ``actions`` (the
+        lifecycle's by default), oldest first."""
         if not isinstance(container_id, str) or not re.fullmatch(r"[0-9a-f]{12,64}", container_id):
             raise BadInput("container_id should be a container's full id (container.id), not a name.")
+        actions = _actions(actions)
         with self._changed:
-            return [e for e in self.events if e.get("id", "").startswith(container_id)
-                    and e.get("Action") in LIFECYCLE_ACTIONS]
+            return [e for e in self.events if actor_id(e).startswith(container_id)
+                    and e.get("Action") in actions]
 
-    def with_history(self, container_id: str) -> list[dict[str, Any]]:
+    def with_history(self, container_id: str,
+                     actions: tuple[str, ...] = LIFECYCLE_ACTIONS) -> list[dict[str, Any]]:
         """The container's events from the stream, plus any the stream did not bring that the
         daemon still keeps (``docker events --since … --until …``), oldest first.
 
@@ -187,33 +211,37 @@ class EventRecorder:
         dockerd's own threads sometimes wait longer than that for a CPU. Its replay comes from
         the last 256 events it stores, which nothing drops, so what the stream lost recently is there.
         """
-        live = self.of(container_id)
+        live = self.of(container_id, actions)
         try:
-            past = container_events(self.client, container_id, self.since)
+            past = container_events(self.client, container_id, self.since, actions=actions)
         except docker.errors.APIError:
             return live
         merged = {self._key(e): e for e in past}
         merged.update({self._key(e): e for e in live})
         return sorted(merged.values(), key=lambda e: int(e.get("timeNano") or 0))
 
-    def wait_for(self, container_id: str, action: str, count: int = 1, timeout: float = 30.0) -> list[dict[str, Any]]:
+    def wait_for(self, container_id: str, action: str, count: int = 1, timeout: float = 30.0,
+                 actions: tuple[str, ...] = LIFECYCLE_ACTIONS) -> list[dict[str, Any]]:
         """Block until ``count`` events ``action`` of the container have arrived; return its events
-        (with any the stream dropped that the daemon still keeps: :meth:`with_history`).
+        whose action is one of ``actions`` (the lifecycle's by default; ``COMMIT_ACTIONS`` for a
+        commit), with any the stream dropped that the daemon still keeps (:meth:`with_history`).
 
         The daemon logs a command's last event before answering it, but the stream brings it a
         moment later: wait for ``stop`` after ``container.stop()``, ``destroy`` after ``remove()``.
+        Raises BadInput for an action not in ``actions``, CourseError when they did not arrive.
         """
-        if action not in LIFECYCLE_ACTIONS:
-            raise BadInput(f"{action!r} is not a lifecycle event: use one of {', '.join(LIFECYCLE_ACTIONS)}.")
+        actions = _actions(actions)
+        if action not in actions:
+            raise BadInput(f"{action!r} is not one of the events asked for: use one of {', '.join(actions)}.")
 
         def arrived() -> bool:
-            return self._closed or sum(e["Action"] == action for e in self.of(container_id)) >= count
+            return self._closed or sum(e["Action"] == action for e in self.of(container_id, actions)) >= count
 
         deadline = time.monotonic() + timeout
         while True:
             with self._changed:  # the stream, and every 2 s the daemon's replay (a dropped event)
                 self._changed.wait_for(arrived, timeout=max(0.0, min(2.0, deadline - time.monotonic())))
-            found = self.with_history(container_id)
+            found = self.with_history(container_id, actions)
             if self._closed or sum(e["Action"] == action for e in found) >= count or time.monotonic() >= deadline:
                 break
         if sum(e["Action"] == action for e in found) < count:
@@ -227,14 +255,39 @@ class EventRecorder:
         self._thread.join(timeout=5)
 
 
+def die_before_stop(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The events with every ``stop`` that the daemon logged just before the same container's
+    ``die`` moved after it (a new list; nothing else changes place).
+
+    ``docker stop`` (and ``restart``) logs ``stop`` when the container has exited, and the exit
+    handler logs ``die``: two goroutines. The handler marks the container stopped — which wakes
+    the waiting stop command — and only then logs ``die`` (moby ``daemon/monitor.go``,
+    ``handleContainerExit``; ``daemon/stop.go``), so the two events arrive in either order:
+    Docker 20.10 nearly always logged ``die`` first, Docker 26 and 28 mostly log ``stop`` first.
+    What happened is the same: the process died, then the stop command ended. Putting ``die``
+    first gives one order on every engine, the order of cause and effect.
+    """
+    if not isinstance(events, list):
+        raise BadInput("events should be a list of event dicts, as EventRecorder.wait_for returns.")
+    out = list(events)
+    for i in range(len(out) - 1):
+        this, after = out[i], out[i + 1]
+        if (this.get("Action") == "stop" and after.get("Action") == "die"
+                and actor_id(this) == actor_id(after)):
+            out[i], out[i + 1] = after, this
+    return out
+
+
 def state_walk(events: list[dict[str, Any]]) -> pd.DataFrame:
     """Replay events through the state machine: action | name | detail | from | to.
 
     ``detail`` is the signal of a ``kill``, the exit code of a ``die`` or the old name of a
-    ``rename``; times are left out (they differ on every run; the order is what matters).
+    ``rename``; times are left out (they differ on every run; the order is what matters). A
+    ``stop`` that the daemon logged just before its ``die`` is listed after it
+    (:func:`die_before_stop`: the two race inside the daemon, so engines differ).
     """
     rows, state = [], "(none)"
-    for e in events:
+    for e in die_before_stop(events):
         action = e["Action"]
         attrs = (e.get("Actor") or {}).get("Attributes") or {}
         detail = {"kill": f"signal {attrs.get('signal', '')}", "die": f"exit code {attrs.get('exitCode', '')}",

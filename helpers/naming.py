@@ -145,6 +145,17 @@ def remove_objects(client: docker.DockerClient, filters: dict[str, str], tag_pre
     for v in api.volumes(filters=filters).get("Volumes") or []:
         if _gone_ok(lambda: api.remove_volume(v["Name"], force=True)):
             removed["volumes"] += 1
+    # A volume that `-v dc-<id>-data:/data` created on the fly carries no labels (the container's
+    # are not passed on): it is the run's by its name. One still in use by a container the run did
+    # not label is left alone (409) rather than fail the whole clean-up.
+    for v in api.volumes().get("Volumes") or []:
+        if RUN_TAG.match(v["Name"]) and v["Name"].startswith(tag_prefix) and not (v.get("Labels") or {}).get(MANAGED):
+            try:
+                if _gone_ok(lambda: api.remove_volume(v["Name"], force=True)):
+                    removed["volumes"] += 1
+            except APIError as err:
+                if err.status_code != 409:
+                    raise
     labelled = {i["Id"] for i in api.images(all=True, filters=filters)}
     for image in api.images(all=True):
         tags = [t for t in image.get("RepoTags") or [] if t != "<none>:<none>"]

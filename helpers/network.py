@@ -43,26 +43,47 @@ class SubnetTaken(CourseError):
 
 @dataclass(frozen=True)
 class Link:
-    """One line of ``ip -o link``: ``211: eth0@if212: <…> … master docker0 … link/ether 02:42:…``."""
+    """One network interface: ``ip -o link``'s line (``211: eth0@if212: <…> … master docker0 …
+    link/ether 02:42:…``) with its peer read from sysfs (``/sys/class/net/NAME/iflink``)."""
 
     index: int
     name: str
-    peer: int | None  # the N of "@ifN": the other end of a veth pair (or a macvlan's parent)
+    peer: int | None  # the ifindex of the other end of a veth pair (or a macvlan's parent): sysfs iflink
     master: str | None  # the bridge this interface is plugged into
     mac: str
     up: bool
 
     @property
     def label(self) -> str:
-        """The name as ``ip link`` prints it: ``eth0@if212``."""
+        """The name as iproute2's ``ip link`` prints it: ``eth0@if212``."""
         return f"{self.name}@if{self.peer}" if self.peer is not None else self.name
 
 
 _LINK = re.compile(r"^(?P<index>\d+):\s+(?P<name>[^:@\s]+)(?:@(?:if(?P<peer>\d+)|[^:\s]+))?:\s+<(?P<flags>[^>]*)>(?P<rest>.*)$")
+_IFLINK = re.compile(r"^/sys/class/net/(?P<name>[^/\s]+)/iflink:(?P<iflink>\d+)$")
+
+#: What the listings run: ``ip -o link``, then each interface's ``iflink`` from sysfs, in one exec.
+#: ``iflink`` is the ifindex of the interface's link partner (a veth's peer, a macvlan's parent);
+#: it equals the interface's own index when it has none. ``ip`` prints that number as ``@ifN`` only
+#: when it cannot name it: since Engine 28 a container's end of a veth pair is made inside the
+#: container's namespace (moby/moby#49302), so its index is small (often 2) and busybox ``ip`` in
+#: the host's namespace prints the *host's* interface of that index (``veth…@ifb0``) or nothing at
+#: all. sysfs gives the number on every version (Linux Documentation/ABI/testing/sysfs-class-net).
+LINKS_COMMAND = ["sh", "-c", "ip -o link; grep -H . /sys/class/net/*/iflink 2>/dev/null"]
 
 
 def parse_links(text: str) -> list[Link]:
-    """Parse the output of ``ip -o link`` (busybox or iproute2)."""
+    """Parse the output of ``ip -o link`` (busybox or iproute2), optionally followed by
+    ``grep -H . /sys/class/net/*/iflink`` lines (:data:`LINKS_COMMAND`).
+
+    Returns one :class:`Link` per interface. A peer read from sysfs wins over ``@ifN`` (which
+    busybox may print as a name, or not at all); without sysfs lines ``@ifN`` is the peer.
+    """
+    iflinks: dict[str, int] = {}
+    for line in text.splitlines():
+        m = _IFLINK.match(line.strip())
+        if m:
+            iflinks[m["name"]] = int(m["iflink"])
     found = []
     for line in text.splitlines():
         m = _LINK.match(line.strip())
@@ -71,8 +92,12 @@ def parse_links(text: str) -> list[Link]:
         rest = m["rest"]
         master = re.search(r"\bmaster (\S+)", rest)
         mac = re.search(r"link/\S+ ([0-9a-f:]{17})", rest)
-        found.append(Link(int(m["index"]), m["name"], int(m["peer"]) if m["peer"] else None,
-                          master[1] if master else None, mac[1] if mac else "",
+        index = int(m["index"])
+        if m["name"] in iflinks:
+            peer = iflinks[m["name"]] if iflinks[m["name"]] != index else None
+        else:
+            peer = int(m["peer"]) if m["peer"] else None
+        found.append(Link(index, m["name"], peer, master[1] if master else None, mac[1] if mac else "",
                           "UP" in m["flags"].split(",")))
     return found
 
@@ -103,14 +128,25 @@ def _asked_again(ask: Callable[[], str], whole: Callable[[str], bool], attempts:
     return out
 
 
+def _whole_listing(out: str) -> bool:
+    """Whether a :data:`LINKS_COMMAND` listing came back whole: it names ``lo`` (every network
+    namespace has one) and ends with a complete sysfs line (a cut-short stream loses the tail)."""
+    lines = out.splitlines()
+    return (re.search(r"^\d+:\s+lo:", out, re.MULTILINE) is not None and out.endswith("\n")
+            and bool(lines) and _IFLINK.match(lines[-1].strip()) is not None)
+
+
 def _exec_listing(container: Container, command: list[str]) -> str:
     """The output of a listing that always names ``lo`` (every network namespace has one)."""
-    return _asked_again(lambda: _exec(container, command)[1], lambda out: re.search(r"\blo\b", out) is not None)
+    whole = _whole_listing if command == LINKS_COMMAND else (lambda out: re.search(r"\blo\b", out) is not None)
+    return _asked_again(lambda: _exec(container, command)[1], whole)
 
 
 def links(container: Container) -> list[Link]:
-    """The network interfaces a container sees (``docker exec C ip -o link``)."""
-    return parse_links(_exec_listing(container, ["ip", "-o", "link"]))
+    """The network interfaces a container sees (``docker exec C ip -o link``), each with its
+    peer's index from sysfs (:data:`LINKS_COMMAND`). Raises :class:`BadInput` for a container
+    that is not running."""
+    return parse_links(_exec_listing(container, LINKS_COMMAND))
 
 
 def addresses(container: Container) -> dict[str, list[str]]:
@@ -154,8 +190,46 @@ def reaches(container: Container, target: str, patience: float = 3.0) -> bool:
         code, out = _exec(container, ["ping", "-c1", "-W1", target])
         if code == 0:
             return True
-        if "packet loss" not in out or time.monotonic() >= deadline:
+        # no output at all is a lost stream (moby#27289, Docker 26.1 under load), not an answer
+        if (out.strip() and "packet loss" not in out) or time.monotonic() >= deadline:
             return False
+
+
+def _networks_created(client: docker.DockerClient, start: float, end: float, margin: float = 1.0) -> list[dict]:
+    """The daemon's network ``create`` events from ``start - margin`` to ``end + margin`` (epoch
+    seconds; whole seconds, widened outwards). Waits until that moment has passed, since the
+    events API streams until ``until``."""
+    events = client.events(since=int(start - margin), until=int(end + margin) + 1,
+                           filters={"type": "network", "event": "create"}, decode=True)
+    try:
+        return [e for e in events if e.get("Type") == "network" and e.get("Action") == "create"]
+    finally:
+        events.close()
+
+
+def cannot_reach(container: Container, target: str, patience: float = 1.0, attempts: int = 3) -> bool:
+    """Whether no ping from inside the container to ``target`` is answered within ``patience`` s
+    (:func:`reaches`): the claim "X cannot reach Y" of two isolated networks.
+
+    An answer that coincides with a network ``create`` event on the daemon (anyone's: another
+    learner's, the classmate of the tests) is discounted and the ping tried again, up to
+    ``attempts`` times. Before Engine 28 the bridge driver, creating any bridge network, removes
+    and re-adds the rule that jumps to ``DOCKER-ISOLATION-STAGE-1`` in the ``FORWARD`` chain, and a
+    ping sent in that instant crosses between networks. Engine 28 rewrote the iptables set-up
+    (moby/moby#48815: new ``DOCKER-FORWARD``/``DOCKER-BRIDGE`` chains, raw-table rules against
+    direct routing), and a later 28.x dropped the isolation chains for rules that stay in place
+    (moby/moby#49981, merged May 2025). An answer with no such event is real: False.
+    Raises :class:`BadInput` as :func:`reaches` does.
+    """
+    if not isinstance(attempts, int) or attempts < 1:
+        raise BadInput(f"attempts should be a whole number >= 1, not {attempts!r}.")
+    for _ in range(attempts):
+        started = time.time()
+        if not reaches(container, target, patience):
+            return True
+        if not _networks_created(container.client, started, time.time()):
+            return False
+    return False
 
 
 #: What the host-side listings run in: one host-network container per run, made on first use.
@@ -192,13 +266,15 @@ def _on_host(client: docker.DockerClient, run: Run, argv: list[str]) -> str:
     --network host busybox …``, exec'd in the run's host shell (``host_shell``); the host always
     has links and routes, so an empty answer was lost and is asked for again."""
     shell = host_shell(client, run)  # running: host_shell saw to it
-    return _asked_again(lambda: shell.exec_run(argv)[1].decode(errors="replace"), lambda out: bool(out.strip()))
+    whole = _whole_listing if argv == LINKS_COMMAND else (lambda out: bool(out.strip()))
+    return _asked_again(lambda: shell.exec_run(argv)[1].decode(errors="replace"), whole)
 
 
 def host_links(client: docker.DockerClient, run: Run) -> list[Link]:
     """The interfaces of the daemon's host, as ``docker run --rm --network host busybox ip -o link``
-    lists them (read in the run's host shell)."""
-    return parse_links(_on_host(client, run, ["ip", "-o", "link"]))
+    lists them, each with its peer's index from sysfs (:data:`LINKS_COMMAND`; read in the run's
+    host shell)."""
+    return parse_links(_on_host(client, run, LINKS_COMMAND))
 
 
 def host_routes(client: docker.DockerClient, run: Run) -> list[str]:
@@ -285,11 +361,20 @@ def subnet_of(client: docker.DockerClient, network: Network | str) -> ipaddress.
 
 
 def gateway_of(client: docker.DockerClient, network: Network | str) -> str:
-    """The gateway address of a network (the bridge's own IP on a bridge network)."""
+    """The gateway address of a network (the bridge's own IP on a bridge network), as a str.
+
+    From the network's IPAM ``Gateway``. A stock Engine 20.10 started without ``--bip`` leaves the
+    default bridge's ``Gateway`` empty (26.1 and later fill it); docker0 then holds the subnet's
+    first address, which the default IPAM driver hands out first, so that is returned.
+    Raises :class:`NotFound` for a network with no IPv4 subnet (none, host).
+    """
     net = _network(client, network)
     for cfg in (net.attrs.get("IPAM") or {}).get("Config") or []:
         if cfg.get("Gateway"):
             return cfg["Gateway"]
+    for cfg in (net.attrs.get("IPAM") or {}).get("Config") or []:
+        if cfg.get("Subnet") and ":" not in cfg["Subnet"] and net.attrs.get("Driver") == "bridge":
+            return str(next(ipaddress.ip_network(cfg["Subnet"]).hosts()))
     raise NotFound(f"{net.name} has no gateway: none and host networks have none.")
 
 

@@ -90,12 +90,21 @@ def images_table(images: Iterable[Any], repository: str | None = None) -> pd.Dat
     """One row per name of each image, like ``docker images``; dangling images show <none>.
 
     ``repository`` keeps only the rows of that repository, as ``docker images REPOSITORY`` does
-    (``images.list(name=…)`` returns whole images, with every name they have).
+    (``images.list(name=…)`` returns whole images, with every name they have). ``SIZE`` is the
+    document's ``Size``: in a listing (``client.api.images()``, ``helpers.images.list_images``)
+    what ``docker images`` shows; in an inspect document (``client.images.list()`` inspects each
+    image) on the containerd image store, only the compressed content (``helpers.images.image_sizes``).
+    Digest references (``busybox@sha256:…``, which the containerd store lists among ``RepoTags``
+    after a pull by digest) are not tags: no row of their own, as in ``docker images``; API 1.44+
+    gives an untagged image ``RepoTags: []`` (older ones ``["<none>:<none>"]``): both show <none>.
     """
     rows = []
     for image in images:
         doc = attrs(image)
-        tags = doc.get("RepoTags") or ["<none>:<none>"]
+        refs = doc.get("RepoTags") or []
+        tags = [t for t in refs if "@" not in t and t != "<none>:<none>"]
+        if not tags:  # no name: its repositories (from digest references) with tag <none>, as the CLI
+            tags = sorted({t.split("@")[0] + ":<none>" for t in refs if "@" in t}) or ["<none>:<none>"]
         for ref in tags:
             repo, tag = _split_ref(ref)
             if repository is not None and repo != repository:

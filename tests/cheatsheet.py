@@ -49,15 +49,25 @@ def cli_env() -> dict[str, str]:
     return env
 
 
+#: The containerd image store fails a whole image listing when another client removes an image
+#: meanwhile (the error of moby/moby#46077): a command that failed so is run again.
+LISTING_RACE = "failed to read config content"
+LISTING_ATTEMPTS = 5
+
+
 def run_cli(command: str, substitutions: dict[str, str] | None = None, check: bool = True,
             stdin: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
-    """Run one cheat-sheet command (``docker …``) with placeholders replaced (whole words only)."""
+    """Run one cheat-sheet command (``docker …``) with placeholders replaced (whole words only);
+    run again when it failed with :data:`LISTING_RACE` (another run removed an image meanwhile)."""
     for placeholder, value in (substitutions or {}).items():
         command = re.sub(rf"\b{re.escape(placeholder)}\b", value, command)
     argv = shlex.split(command)
     assert argv[0] == "docker", f"not a docker command: {command}"
-    done = subprocess.run([docker_cli(), *argv[1:]], input=stdin, capture_output=True, text=True,
-                          timeout=timeout, env=cli_env())
+    for _ in range(LISTING_ATTEMPTS):
+        done = subprocess.run([docker_cli(), *argv[1:]], input=stdin, capture_output=True, text=True,
+                              timeout=timeout, env=cli_env())
+        if done.returncode == 0 or LISTING_RACE not in done.stderr:
+            break
     if check and done.returncode != 0:
         raise AssertionError(f"`{command}` failed ({done.returncode}): {done.stderr.strip()}")
     return done

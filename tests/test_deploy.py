@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from coursehost import imagekit, offline, procs, registry
+from coursehost import debian, imagekit, offline, procs, registry
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,6 +47,10 @@ def test_github_workflow():
     assert "--insecure-registry=172.17.0.1:5765" in script
     assert "coursehost.offline registry --listen 172.17.0.1" in script
     assert 'DOCKER_HOST=tcp://$ip:2375' in script and "./course test" in script
+    # the service's address from its network's entry: API 1.52 (Engine 29) has no top-level one
+    assert "docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' dind" in script
+    # the registry's packages come from Debian's archive by a private apt: Debian's keyring is needed
+    assert "debian-archive-keyring" in script and "apt-get install -y -qq python3-venv docker-registry" not in script
     assert "0.0.0.0:5765" not in script
     assert dind["steps"][-1]["if"] == "always()" and "docker rm -f" in dind["steps"][-1]["run"]
     assert (ROOT / ".ci/run").read_text().rstrip().endswith("exec ./course test")
@@ -134,7 +138,8 @@ def spare_store(tmp_path):
     config = tmp_path / "config.yml"
     config.write_text(f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {tmp_path / 'data'}\n"
                       f"http:\n  addr: 127.0.0.1:{port}\n")
-    proc = procs.spawn(["docker-registry", "serve", str(config)], tmp_path / "store.log")
+    proc = procs.spawn([str(debian.program("registry", "docker-registry")), "serve", str(config)],
+                       tmp_path / "store.log")
     try:
         procs.wait_until(lambda: procs.http_ok(f"http://127.0.0.1:{port}/v2/"), "spare store",
                          tmp_path / "store.log", proc=proc)

@@ -13,9 +13,9 @@ import pytest
 from helpers import BASE_IMAGE
 from helpers.checks import nb01
 from helpers.errors import BadInput, CourseError, ImageNotAvailable, NotFound
-from helpers.images import (inspect_summary, layer_progress, mirror_host, pull_events, pull_summary,
-                            refusal, removal_table, search, search_table, search_term, tar_contents,
-                            truncate)
+from helpers.images import (containerd_store, image_sizes, inspect_summary, layer_progress, list_images,
+                            mirror_host, pull_events, pull_summary, refusal, removal_table, search,
+                            search_table, search_term, sizes_table, tar_contents, tar_digests, truncate)
 from helpers.widgets.image_explorer import ImageExplorer, image_explorer
 from helpers.widgets.pull_progress import PullProgress
 from tests.cheatsheet import run_cli, sheet_commands
@@ -61,7 +61,8 @@ def test_search_filters_are_applied_by_the_daemon(client):
     assert {r["name"] for r in search(client, term, filters={"is-official": True})} == {"busybox"}
     assert "busybox" not in {r["name"] for r in search(client, term, filters={"is-official": False})}
     assert {r["name"] for r in search(client, term, filters={"stars": 10})} == {"busybox", "course/busybox-httpd"}
-    assert {r["name"] for r in search(client, term, filters={"is-automated": True})} == {"course/busybox-httpd"}
+    # the registry marks course/busybox-httpd automated; Engine 26.0+ reports no result as automated
+    assert search(client, term, filters={"is-automated": True}) == []
     both = search(client, term, filters={"is-official": False, "stars": 5})
     assert [r["name"] for r in both] == ["course/busybox-httpd"]
     assert len(search(client, term, limit=1)) == 1
@@ -90,6 +91,8 @@ def test_search_table_matches_docker_search(client):
     out = run_cli(f"docker search --format '{{{{.Name}}}}|{{{{.Description}}}}|{{{{.StarCount}}}}' {term}").stdout
     cli = [line.split("|") for line in out.strip().splitlines()]
     assert [[r["NAME"], r["DESCRIPTION"], str(r["STARS"])] for _, r in table.iterrows()] == cli
+    header = run_cli(f"docker search {term}").stdout.splitlines()[0].split()
+    assert header == list(table.columns) == ["NAME", "DESCRIPTION", "STARS", "OFFICIAL"]   # no AUTOMATED
     full = search_table(search(client, term), no_trunc=True)
     out = run_cli(f"docker search --no-trunc --format '{{{{.Description}}}}' {term}").stdout
     assert list(full["DESCRIPTION"]) == out.strip().splitlines()
@@ -168,21 +171,87 @@ def test_tar_contents(client, run, base, tmp_path):
     path = run.path("t.tar")
     path.write_bytes(b"".join(image.save(named=run.image("tarred"))))
     table = tar_contents(path)
-    assert list(table["FILE"][:2]) == ["manifest.json", "repositories"]
-    assert table["WHAT"].iloc[2] == f"image config of {run.image('tarred')}"
-    assert table["FILE"].iloc[2] == image.id.split(":")[1] + ".json"
+    assert list(table["FILE"][:3]) == ["oci-layout", "index.json", "manifest.json"]
+    assert list(table["WHAT"][3:5]) == [f"image manifest of {run.image('tarred')}",
+                                        f"image config of {run.image('tarred')}"]
+    digests = tar_digests(path)
+    assert list(table["FILE"][3:5]) == ["blobs/" + digests[k].replace(":", "/") for k in ("manifest", "config")]
+    assert image.id in digests.values()                               # manifest (containerd) or config (classic)
+    assert (image.id == digests["manifest"]) == containerd_store(client)
     layers = table[table["WHAT"].str.startswith("layer ")]
     assert list(layers["WHAT"]) == ["layer 1 of 3", "layer 2 of 3", "layer 3 of 3"]
+    assert "repositories" not in set(table["FILE"])
     with tarfile.open(path) as tar:
         manifest = json.load(tar.extractfile("manifest.json"))
         assert list(layers["FILE"]) == manifest[0]["Layers"]
-        assert list(layers["SIZE"]) == [tar.getmember(n).size for n in manifest[0]["Layers"]]
+        assert manifest[0]["Config"] == table["FILE"].iloc[4]
     with pytest.raises(BadInput):
         tar_contents(tmp_path / "missing.tar")
     (tmp_path / "junk.tar").write_bytes(b"not a tar at all")
+    for reader in (tar_contents, tar_digests):
+        with pytest.raises(BadInput) as err:
+            reader(tmp_path / "junk.tar")
+        one_sentence(err.value)
+    old = tmp_path / "old.tar"                                        # Engine < 25: no index.json
+    with tarfile.open(old, "w") as tar:
+        data = b'[{"Config": "x.json", "RepoTags": [], "Layers": []}]'
+        info = tarfile.TarInfo("manifest.json")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
     with pytest.raises(BadInput) as err:
-        tar_contents(tmp_path / "junk.tar")
+        tar_contents(old)
+    assert "Engine 25" in one_sentence(err.value)
+
+
+def test_image_sizes(client, run, base):
+    build(client, run, "FROM busybox:1.35\nRUN seq 1 5000 > /n\n", "sized")
+    sizes = image_sizes(client, run.image("sized"))
+    assert set(sizes) == {"listed", "content", "unpacked"}
+    assert sizes["listed"] >= max(sizes["content"], sizes["unpacked"])
+    if containerd_store(client):      # compressed content beside the unpacked snapshots
+        assert sizes["content"] < sizes["unpacked"] < sizes["listed"]
+    else:                             # the classic store keeps the layers once
+        assert sizes["listed"] == sizes["content"] == sizes["unpacked"]
+    cli = run_cli(f"docker images --format '{{{{.Size}}}}' {run.image('sized')}").stdout.strip()
+    table = sizes_table(sizes)
+    assert table["SIZE"].iloc[0] == cli                                # docker images' SIZE
+    assert list(table.columns) == ["SIZE", "WHERE", "WHAT IT COUNTS"] and len(table) == 3
+    with pytest.raises(NotFound) as err:
+        image_sizes(client, run.image("never-built"))
     one_sentence(err.value)
+    with pytest.raises(BadInput):
+        image_sizes(client, "")
+
+
+def test_containerd_store_matches_docker_info(client):
+    out = run_cli("docker info --format '{{json .DriverStatus}}'").stdout
+    assert containerd_store(client) == ("io.containerd.snapshotter.v1" in out)
+    assert containerd_store(client) == (client.info()["Driver"] == "overlayfs")
+
+
+def test_list_images_asks_again_when_an_image_vanishes(client, run, base, monkeypatch):
+    base.tag(run.name("listed"), "v1")
+    assert [i["RepoTags"] for i in list_images(client, name=run.name("listed"))] != []
+    assert list_images(client, name=run.name("listed"), quiet=True) == [base.id]
+    real, calls = client.api.images, []
+
+    def flaky(**kwargs):
+        calls.append(kwargs)
+        if len(calls) < 3:   # what the containerd store answers when another client removes an image
+            raise docker.errors.APIError("500 Server Error", explanation="failed to read config content: "
+                                         "content digest sha256:abc: not found")
+        return real(**kwargs)
+    monkeypatch.setattr(client.api, "images", flaky)
+    assert len(list_images(client, filters={"reference": run.image("listed")})) == 1 and len(calls) == 3
+    calls.clear()
+
+    def broken(**kwargs):
+        calls.append(kwargs)
+        raise docker.errors.APIError("400 Client Error", explanation="invalid filter 'nonsense'")
+    monkeypatch.setattr(client.api, "images", broken)
+    with pytest.raises(docker.errors.APIError):                        # other errors are not retried
+        list_images(client, filters={"nonsense": "x"})
+    assert len(calls) == 1
 
 
 def test_inspect_summary_hides_only_course_labels(client, run, base):
@@ -192,7 +261,12 @@ def test_inspect_summary_hides_only_course_labels(client, run, base):
     fields = list(table["field"])
     assert fields[0] == "Id" and "Config.Labels.lesson" in fields and "Config.ExposedPorts.80/tcp" in fields
     assert not [f for f in fields if "org.dockercourse." in f]
-    assert "RootFS.Layers[0]" in fields
+    assert "RootFS.Layers[0]" in fields and "Size" in fields
+    fewer = list(inspect_summary(image, without=["Size", "RepoDigests"])["field"])
+    assert fewer == [f for f in fields if f != "Size" and not f.startswith("RepoDigests")]
+    with pytest.raises(BadInput) as err:
+        inspect_summary(image, without="Size")
+    one_sentence(err.value)
 
 
 # --- widget -----------------------------------------------------------------------------------

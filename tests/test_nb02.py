@@ -15,8 +15,9 @@ from matplotlib.figure import Figure  # noqa: E402
 from helpers import BASE_IMAGE  # noqa: E402
 from helpers.checks import nb02  # noqa: E402
 from helpers.errors import BadInput, CourseError  # noqa: E402
-from helpers.lifecycle import (POLITE_COMMAND, EventRecorder, StateLog, container_events,  # noqa: E402
-                               parse_time, pause, split_timestamps, state_walk, wait_for_log)
+from helpers.lifecycle import (POLITE_COMMAND, EventRecorder, StateLog, actor_id,  # noqa: E402
+                               container_events, die_before_stop, parse_time, pause, split_timestamps,
+                               state_walk, wait_for_log)
 from helpers.pictures.lifecycle import draw_lifecycle  # noqa: E402
 from helpers.widgets.lifecycle_panel import LifecyclePanel  # noqa: E402
 from tests.cheatsheet import run_cli, sheet_commands  # noqa: E402
@@ -99,6 +100,26 @@ def test_events_replayed_through_the_state_machine(client, run, pulled):
         draw_lifecycle(pd.DataFrame({"x": [1]}))
     with pytest.raises(BadInput):
         draw_lifecycle(pd.DataFrame({"action": ["fly"], "from": ["running"], "to": ["flying"]}))
+
+
+def _event(action, container="a" * 64, **attributes):
+    """An event as Engine 29 sends it: Type, Action, Actor (no status / id / from)."""
+    return {"Type": "container", "Action": action, "Actor": {"ID": container, "Attributes": attributes}}
+
+
+def test_die_is_listed_before_the_stop_it_ended_whatever_the_engine_logged_first():
+    """Docker 20.10 logged kill, die, stop; 26 and 28 mostly kill, stop, die: one walk for both."""
+    old = [_event("kill", signal="15"), _event("die", exitCode="0"), _event("stop")]
+    new = [_event("kill", signal="15"), _event("stop"), _event("die", exitCode="0")]
+    assert [e["Action"] for e in die_before_stop(new)] == ["kill", "die", "stop"]
+    assert die_before_stop(old) == old and new[1]["Action"] == "stop"     # a new list; the input is kept
+    assert state_walk(new).equals(state_walk(old))
+    assert state_walk(new)["action"].tolist() == ["kill", "die", "stop"]
+    other = [_event("stop", "a" * 64), _event("die", "b" * 64)]           # two containers: left alone
+    assert die_before_stop(other) == other
+    assert actor_id(_event("die", "c" * 64)) == "c" * 64 and actor_id({"id": "x"}) == ""
+    with pytest.raises(BadInput):
+        die_before_stop("stop die")
 
 
 def test_wait_for_log(client, run, pulled):

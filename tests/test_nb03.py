@@ -12,6 +12,7 @@ from docker.models.containers import ExecResult
 from helpers import BASE_IMAGE, BadInput, CourseError
 from helpers.attach import AttachClosed, AttachTimeout, attach
 from helpers.checks import nb03
+from helpers.execs import exec_output
 from tests.cheatsheet import docker_cli, run_cli, sheet_commands
 
 
@@ -110,15 +111,15 @@ def test_check_exec_result(client, run, pulled):
     box = client.containers.run(BASE_IMAGE, ["sleep", "60"], name=run.name("box"), labels=run.labels, detach=True)
     cmd = ["sh", "-c", "id -un; pwd; echo $COLOR"]
     assert not nb03.check_exec_result(None)
-    assert "user" in nb03.check_exec_result(box.exec_run(cmd)).message
-    assert "workdir" in nb03.check_exec_result(box.exec_run(cmd, user="nobody")).message
-    assert "environment" in nb03.check_exec_result(box.exec_run(cmd, user="nobody", workdir="/tmp")).message
+    assert "user" in nb03.check_exec_result(exec_output(box, cmd)).message
+    assert "workdir" in nb03.check_exec_result(exec_output(box, cmd, user="nobody")).message
+    assert "environment" in nb03.check_exec_result(exec_output(box, cmd, user="nobody", workdir="/tmp")).message
     assert "exit code" in nb03.check_exec_result(box.exec_run(["false"])).message
-    assert "demux" in nb03.check_exec_result(box.exec_run(cmd, demux=True)).message
-    assert "printed nothing" in nb03.check_exec_result(box.exec_run(["true"])).message
+    assert "demux" in nb03.check_exec_result(exec_output(box, cmd, demux=True)).message
+    assert "printed nothing" in nb03.check_exec_result(box.exec_run(["true"])).message   # prints nothing, truly
     lost = ExecResult(0, b"")  # what a busy dockerd can hand back for a short exec (moby#27289)
     assert "lost its output" in nb03.check_exec_result(lost).message
-    assert nb03.check_exec_result(box.exec_run(cmd, user="nobody", workdir="/tmp", environment={"COLOR": "blue"}))
+    assert nb03.check_exec_result(exec_output(box, cmd, user="nobody", workdir="/tmp", environment={"COLOR": "blue"}))
 
 
 def test_check_ended_by_exit(client, run, pulled):
@@ -176,3 +177,44 @@ def test_wait_for_process_sees_a_detached_exec_and_says_when_there_is_none(clien
     assert any(p[-1] == "sleep 301" for p in box.top()["Processes"])
     with pytest.raises(CourseError, match="no process 'sleep 302'"):
         wait_for_process(box, "sleep 302", timeout=0.5)
+
+
+# --- helpers.execs ----------------------------------------------------------------------------
+
+class _Losing:
+    """A container whose daemon loses the output of the first ``losses`` execs (moby#27289)."""
+
+    name = "losing"
+
+    def __init__(self, losses: int, output=b"hello\n") -> None:
+        self.losses, self.output, self.calls = losses, output, 0
+
+    def exec_run(self, cmd, **kwargs):
+        self.calls += 1
+        if self.calls <= self.losses:
+            return ExecResult(0, (None, None) if kwargs.get("demux") else b"")
+        return ExecResult(0, self.output)
+
+
+def test_exec_output_asks_again_only_while_the_output_is_empty(client, run, pulled):
+    box = client.containers.run(BASE_IMAGE, ["sleep", "60"], name=run.name("box"), labels=run.labels, detach=True)
+    done = exec_output(box, ["sh", "-c", "id -un; echo $COLOR"], user="nobody", environment={"COLOR": "blue"})
+    assert (done.exit_code, done.output) == (0, b"nobody\nblue\n")              # exec_run's kwargs pass through
+    assert exec_output(box, ["sh", "-c", "echo err >&2"], demux=True).output == (None, b"err\n")
+    assert exec_output(box, ["no-such-program"]).exit_code in (126, 127)      # the daemon's message is output
+    lost = _Losing(losses=2)
+    assert exec_output(lost, ["echo", "hello"]).output == b"hello\n" and lost.calls == 3
+    lost = _Losing(losses=1, output=(b"x\n", None))
+    assert exec_output(lost, ["echo", "x"], demux=True).output == (b"x\n", None) and lost.calls == 2
+    lost = _Losing(losses=5)
+    with pytest.raises(CourseError, match="printed nothing .* 3 times"):
+        exec_output(lost, ["echo", "hello"])
+    assert lost.calls == 3
+    with pytest.raises(CourseError, match="printed nothing"):
+        exec_output(box, ["true"], attempts=2)                               # a command that prints nothing
+    with pytest.raises(BadInput, match="docker-py Container"):
+        exec_output("box", ["true"])
+    with pytest.raises(BadInput, match="detach"):
+        exec_output(box, ["sleep", "1"], detach=True)
+    with pytest.raises(BadInput, match="attempts"):
+        exec_output(box, ["true"], attempts=0)

@@ -7,7 +7,8 @@ import pytest
 
 from helpers import BASE_IMAGE, BadInput, NotFound
 from helpers.checks import nb04
-from helpers.images_from_containers import compare_images, image_facts, tar_members, tar_summary
+from helpers.images_from_containers import commit_steps, compare_images, image_facts, tar_members, tar_summary
+from helpers.lifecycle import COMMIT_ACTIONS, EventRecorder
 from tests.cheatsheet import run_cli, sheet_commands
 
 CMD = 'CMD ["httpd", "-f", "-p", "8080", "-h", "/www"]'
@@ -104,3 +105,38 @@ def test_cheat_sheet_runs(client, ex, run):
     assert run.path("sheet.tar").stat().st_size > 1_000_000
     assert len(client.images.get(run.name("sheetflat") + ":v1").attrs["RootFS"]["Layers"]) == 1
     assert client.images.get(run.name("sheet") + ":live")
+
+
+def _events(*actions):
+    return [{"Type": "container", "Action": a, "Actor": {"ID": "c" * 64}} for a in actions]
+
+
+def test_commit_steps_groups_events_by_commit():
+    table = commit_steps(_events("pause", "commit", "unpause", "commit"))
+    assert table.index.tolist() == [(1, True), (2, False)]
+    assert table["events, in order"].tolist() == ["pause → commit → unpause", "commit"]
+    # the daemon's echo: containerd's "paused" came after the unpause, logged as pause + unpause again
+    echoed = commit_steps(_events("pause", "commit", "unpause", "pause", "unpause", "commit"))
+    assert echoed.equals(table)
+    assert commit_steps([]).empty
+    with pytest.raises(BadInput):
+        commit_steps("pause commit")
+    with pytest.raises(BadInput):
+        commit_steps([{"status": "pause"}])            # the old field: events are read by Action
+
+
+def test_commit_pauses_only_when_asked_as_live_events_show(client, run):
+    """pause → commit → unpause with pause=True (the default), a bare commit with pause=False."""
+    client.images.pull("busybox", tag="1.35")
+    writer = client.containers.run(BASE_IMAGE, ["sh", "-c", "exec top -b -d 0.1 > /tmp/top.log"],
+                                   name=run.name("writer"), labels=run.labels, detach=True)
+    recorder = EventRecorder(client, {"container": writer.id})
+    writer.commit(repository=run.name("writer"), tag="paused")
+    writer.commit(repository=run.name("writer"), tag="live", pause=False)
+    events = recorder.wait_for(writer.id, "commit", count=2, actions=COMMIT_ACTIONS)
+    recorder.close()
+    assert commit_steps(events)["events, in order"].tolist() == ["pause → commit → unpause", "commit"]
+    with pytest.raises(BadInput):
+        recorder.wait_for(writer.id, "destroy", actions=COMMIT_ACTIONS)   # not among the events asked for
+    with pytest.raises(BadInput):
+        recorder.of(writer.id, actions="commit")

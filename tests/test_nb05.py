@@ -39,6 +39,73 @@ def test_parse_links():
     assert not bridge.up
 
 
+def test_parse_links_takes_the_peer_from_sysfs():
+    """Engine 28 makes a container's veth end inside its namespace (index 2): busybox ip on the
+    host then prints the host's own interface 2 after the "@" (or nothing). sysfs iflink wins."""
+    text = ("1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue qlen 1000\\    link/loopback 00:00:00:00:00:00 brd 00:00:00:00:00:00\n"
+            "2: ifb0: <BROADCAST,NOARP> mtu 1500 qdisc noop qlen 32\\    link/ether 4a:9e:1c:00:11:22 brd ff:ff:ff:ff:ff:ff\n"
+            "5: docker0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue \\    link/ether 02:42:91:77:82:d2 brd ff:ff:ff:ff:ff:ff\n"
+            "132: vetheb25b70@ifb0: <BROADCAST,MULTICAST,UP,LOWER_UP,M-DOWN> mtu 1500 qdisc noqueue master docker0 \\"
+            "    link/ether ae:c7:fe:e8:f6:d6 brd ff:ff:ff:ff:ff:ff\n"
+            "133: veth307bd0e: <BROADCAST,MULTICAST,UP,LOWER_UP,M-DOWN> mtu 1500 qdisc noqueue master docker0 \\"
+            "    link/ether 06:b9:87:f0:24:e2 brd ff:ff:ff:ff:ff:ff\n"
+            "/sys/class/net/docker0/iflink:5\n/sys/class/net/ifb0/iflink:2\n/sys/class/net/lo/iflink:1\n"
+            "/sys/class/net/veth307bd0e/iflink:2\n/sys/class/net/vetheb25b70/iflink:2\n")
+    lo, ifb, bridge, a, b = network.parse_links(text)
+    assert (lo.peer, ifb.peer, bridge.peer) == (None, None, None)     # iflink == ifindex: no partner
+    assert (a.peer, a.label, a.master) == (2, "vetheb25b70@if2", "docker0")
+    assert (b.peer, b.label) == (2, "veth307bd0e@if2")
+    assert network._whole_listing(text) and not network._whole_listing(text[:text.index("/sys")])
+    inside = network.parse_links("1: lo: <LOOPBACK,UP> mtu 65536\n2: eth0@if132: <BROADCAST,UP> mtu 1500\n"
+                                 "/sys/class/net/eth0/iflink:132\n/sys/class/net/lo/iflink:1\n")[1]
+    pair = network.VethPair("c", inside, a)
+    assert pair.matches and not network.VethPair("c", inside, b).matches   # b's index is 133, not 132
+
+
+def test_gateway_of_a_bridge_whose_ipam_names_none(client):
+    """A stock Engine 20.10 leaves the default bridge's IPAM Gateway empty: its first address then."""
+    from docker.models.networks import Network
+
+    bare = Network(attrs={"Id": "x", "Name": "bridge", "Driver": "bridge",
+                          "IPAM": {"Config": [{"Subnet": "172.17.0.0/16"}]}}, client=client)
+    bare.reload = lambda: None
+    assert network.gateway_of(client, bare) == "172.17.0.1"
+    assert network.gateway_of(client, "bridge")                        # 26.1 and 28.5 fill it
+    none = Network(attrs={"Id": "y", "Name": "none", "Driver": "null", "IPAM": {"Config": []}}, client=client)
+    none.reload = lambda: None
+    with pytest.raises(NotFound, match="no gateway"):
+        network.gateway_of(client, none)
+
+
+def test_cannot_reach_discounts_an_answer_during_a_network_create(monkeypatch):
+    """Before Engine 28 creating a bridge network briefly lifts the isolation rule: a ping answered
+    then (a network create event around it) is asked again; an answer with no such event counts."""
+    answers: list[bool] = []
+    events: list[list[dict]] = []
+    monkeypatch.setattr(network, "reaches", lambda c, t, patience=3.0: answers.pop(0))
+    monkeypatch.setattr(network, "_networks_created", lambda client, start, end: events.pop(0))
+    box = type("Box", (), {"client": None})()
+    created = [{"Type": "network", "Action": "create"}]
+    answers[:], events[:] = [True, False], [created]
+    assert network.cannot_reach(box, "10.0.0.2")                       # the answer came with a create
+    answers[:], events[:] = [True], [[]]
+    assert not network.cannot_reach(box, "10.0.0.2")                   # a real answer
+    answers[:], events[:] = [True, True, True], [created, created, created]
+    assert not network.cannot_reach(box, "10.0.0.2")                   # three times: give up, it reaches
+    with pytest.raises(BadInput, match="attempts"):
+        network.cannot_reach(box, "10.0.0.2", attempts=0)
+
+
+def test_networks_created_reads_create_events(client, run):
+    """The events API, by Type/Action: a network made inside the window is found."""
+    import time
+
+    start = time.time()
+    net = client.networks.create(run.name("evt"), labels=run.labels)
+    found = network._networks_created(client, start, time.time())
+    assert any(e["Actor"]["ID"] == net.id for e in found)
+
+
 def test_bad_input_is_one_sentence(client, run, pulled):
     with pytest.raises(BadInput, match="Container"):
         network.links("web")
@@ -190,6 +257,8 @@ def test_cheat_sheet_runs(client, run, pulled):
             assert "eth0" not in out.stdout
         if "--network host" in command:
             assert "docker0" in out.stdout
+        if command.endswith("/iflink"):                                # the host end's index
+            assert out.stdout.strip().isdigit() and int(out.stdout) > 1
     # the swarm part: run the CLI for real only when nobody else uses or could be hurt by a swarm
     lease = Run(client, "tests", id=run.id)
     with network._SwarmLock(client):
@@ -301,7 +370,8 @@ def test_a_listing_that_came_back_empty_is_asked_again(monkeypatch):
 
     box = Container(attrs={"Id": "x", "Name": "/box", "State": {"Status": "running"}})
     answers = iter([(0, b""), (0, b"1: lo: <LOOPBACK,UP> mtu 65536 link/loopback 00:00:00:00:00:00\n"
-                                  b"9: eth0@if10: <BROADCAST,UP> mtu 1500 link/ether 02:42:ac:11:00:02\n")])
+                                  b"9: eth0@if10: <BROADCAST,UP> mtu 1500 link/ether 02:42:ac:11:00:02\n"
+                                  b"/sys/class/net/eth0/iflink:10\n/sys/class/net/lo/iflink:1\n")])
     monkeypatch.setattr(box, "reload", lambda: None)
     monkeypatch.setattr(box, "exec_run", lambda cmd: next(answers))
     assert [link.name for link in network.links(box)] == ["lo", "eth0"]
@@ -327,8 +397,9 @@ def test_host_listings_are_asked_again_when_the_output_was_lost(run, monkeypatch
         calls.clear()
         monkeypatch.setattr(shell, "exec_run", lambda cmd: calls.append(cmd) or (0, left.pop(0)))
 
-    lo = b"1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN mode DEFAULT link/loopback 00:00:00:00:00:00\n"
-    answering(b"", b"", lo)
+    lo = (b"1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN mode DEFAULT link/loopback 00:00:00:00:00:00\n"
+          b"/sys/class/net/lo/iflink:1\n")
+    answering(b"", lo[:40], lo)                                         # empty, then cut short
     assert [link.name for link in network.host_links(None, run)] == ["lo"] and len(calls) == 3
     answering(b"", b"", b"", lo)
     assert network.host_links(None, run) == [] and len(calls) == 3     # gives up after three

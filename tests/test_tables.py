@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from helpers import BASE_IMAGE, tables
+from helpers.images import list_images
 from tests.cheatsheet import run_cli
 
 
@@ -24,7 +25,7 @@ def cli_json(command: str) -> list[dict]:
 def test_images_table_matches_docker_images(client, run, base):
     base.tag(run.name("img"), "a")
     base.tag(run.name("img"), "b")
-    listed = client.images.list(name=run.name("img"))                 # sparse listing shape
+    listed = list_images(client, name=run.name("img"))                # the listing, as docker images reads it
     table = tables.images_table(listed, repository=run.name("img"))
     cli = cli_json(f"docker images {run.name('img')} --format '{{{{json .}}}}'")
     assert sorted(table["TAG"]) == sorted(r["Tag"] for r in cli) == ["a", "b"]
@@ -37,6 +38,21 @@ def test_images_table_matches_docker_images(client, run, base):
 def test_dangling_image_shows_none(base):
     assert tables.images_table([{"Id": "sha256:" + "a" * 64, "RepoTags": None, "Created": 0, "Size": 5}]).iloc[0][
         ["REPOSITORY", "TAG", "SIZE"]].tolist() == ["<none>", "<none>", "5B"]
+
+
+@pytest.mark.parametrize("repo_tags", [None, [], ["<none>:<none>"]])   # API < 1.44 gave <none>:<none>
+def test_untagged_image_in_every_api_shape(repo_tags):
+    row = tables.images_table([{"Id": "sha256:" + "a" * 64, "RepoTags": repo_tags, "Created": 0, "Size": 5}])
+    assert row[["REPOSITORY", "TAG"]].values.tolist() == [["<none>", "<none>"]]
+
+
+def test_digest_references_are_not_tags():
+    """The containerd store lists ``busybox@sha256:…`` among RepoTags after a pull by digest."""
+    digest = "busybox@sha256:" + "b" * 64
+    both = tables.images_table([{"Id": "sha256:" + "b" * 64, "RepoTags": ["busybox:1.35", digest], "Size": 5}])
+    assert both[["REPOSITORY", "TAG"]].values.tolist() == [["busybox", "1.35"]]
+    only = tables.images_table([{"Id": "sha256:" + "b" * 64, "RepoTags": [digest], "Size": 5}])
+    assert only[["REPOSITORY", "TAG"]].values.tolist() == [["busybox", "<none>"]]
 
 
 def test_registry_with_port_is_not_a_tag():

@@ -7,6 +7,7 @@ from typing import Any
 import docker
 from docker.errors import NotFound
 
+from ..execs import exec_output
 from ..naming import RUN, Run
 from . import Result, not_yet, passed
 
@@ -46,7 +47,7 @@ def check_main_pid_file(client: docker.DockerClient, run: Run) -> Result:
         return c
     if c.status != "running":
         return not_yet("3.2", f"{c.name} is {c.status}: start it first (mysh.start()).")
-    done = c.exec_run(["cat", "/tmp/pid.txt"])
+    done = exec_output(c, ["cat", "/tmp/pid.txt"])  # prints the PID, or why not: asked again if lost
     if done.exit_code != 0:
         return not_yet("3.2", f"/tmp/pid.txt does not exist in {c.name} yet: send 'echo $$ > /tmp/pid.txt' "
                               "to its main shell.")

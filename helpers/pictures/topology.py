@@ -29,7 +29,13 @@ def _published(container: Container) -> str:
 def topology_table(client: docker.DockerClient, run: Run, networks: Sequence[Network],
                    containers: Sequence[Container]) -> pd.DataFrame:
     """One row per (bridge network, container on it): bridge, subnet, the container's IP, both
-    ends of its veth pair (read live: ``ip -o link`` inside and on the host), and published ports."""
+    ends of its veth pair (read live: ``ip -o link`` and sysfs ``iflink`` inside and on the host,
+    see :data:`helpers.network.LINKS_COMMAND`), and published ports.
+
+    ``ends match`` is True when the host end's partner is the container's interface and vice versa
+    (by ifindex) and the host end's master is the network's bridge. Returns a DataFrame with the
+    columns :data:`COLUMNS`; raises :class:`BadInput` when no network or no container is given.
+    """
     if not networks or not containers:
         raise BadInput("give at least one bridge network and one container on it.")
     on_host = {link.index: link for link in host_links(client, run)}

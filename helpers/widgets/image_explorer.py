@@ -20,7 +20,7 @@ from IPython.display import display
 
 from ..errors import BadInput, NotFound
 from ..base import BASE_IMAGE
-from ..images import inspect_summary
+from ..images import inspect_summary, list_images
 from ..naming import Run
 from ..tables import history_table
 
@@ -59,7 +59,8 @@ class ImageExplorer:
 
 
 def image_explorer(client: docker.DockerClient, run: Run) -> ImageExplorer:
-    """An explorer over the run's own tagged images, plus the base image."""
-    ours = sorted({t for image in client.images.list(name=f"{run.prefix}-*") for t in image.tags
-                   if t.startswith(run.prefix + "-")})
+    """An explorer over the run's own tagged images, plus the base image (the listing is asked
+    again if another learner removes an image meanwhile, see :func:`helpers.images.list_images`)."""
+    ours = sorted({t for image in list_images(client, name=f"{run.prefix}-*") for t in image.get("RepoTags") or []
+                   if t.startswith(run.prefix + "-") and "@" not in t})
     return ImageExplorer(client, ours + [BASE_IMAGE])

@@ -1,0 +1,164 @@
+"""The class's lab image: JupyterLab with the course, built offline from Debian packages.
+
+A root file system made of
+
+* the ``lab`` lane of ``versions.toml``: Debian 12's Python 3.11, bash, coreutils and tini with
+  their whole dependency closure (C runtime included), unpacked by ``coursehost/debian.py``;
+* the pinned Python packages of ``requirements.txt`` as ``./course`` installed them into
+  ``.venv`` (same Python minor version, so the same wheels), in ``/usr/local/lib/python3.11/dist-packages``,
+  with JupyterLab's data and configuration files; the browser-test driver (playwright) is left out;
+* the engine lane's docker CLI and its buildx plugin (notebook 06 builds with BuildKit);
+* the course itself (``notebooks/``, ``helpers/``) in ``/home/learner/course``, owned by the
+  learner (uid 1000), who runs the lab,
+
+imported with ``docker import`` as ``course-lab:<hash of all that>``: built once per change, in
+about a minute, with no registry and no internet.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import sys
+import tarfile
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+from docker.errors import ImageNotFound
+
+from . import debian
+from helpers.errors import EngineError
+
+REPO = "course-lab"
+ROOT = Path(__file__).resolve().parent.parent
+VENV = Path(sys.prefix)
+SITE = Path(f"lib/python{sys.version_info.major}.{sys.version_info.minor}/site-packages")
+#: What of the virtualenv's packages the lab does not need (the browser tests' driver, 160 MB; the
+#: editable install of the course, whose files are copied instead).
+LEFT_OUT = ("playwright", "__editable__", "_docker_course_helpers", "docker_course_helpers")
+#: The course's own files in the image.
+COURSE_FILES = ("notebooks", "helpers", "README.md")
+LEARNER_UID = 1000
+HOME = "home/learner"
+
+
+def _course_sources() -> list[tuple[Path, str]]:
+    """(file on this machine, path in the image) of every file the image holds."""
+    if f"python{sys.version_info.major}.{sys.version_info.minor}" != "python3.11":
+        raise EngineError("The lab image reuses the virtualenv's packages with Debian 12's Python 3.11: "
+                          f"make .venv with Python 3.11 (this is {sys.version.split()[0]}).")
+    try:
+        lane = debian.fetch("lab")
+        docker_cli = debian.program("engine", "docker")
+        buildx = debian.program("engine", "docker-buildx")
+    except debian.AptFailed as err:
+        raise EngineError(f"The lab image's Debian packages could not be fetched: {err}.") from None
+    files: list[tuple[Path, str]] = []
+    for path in sorted(lane.rglob("*")):
+        if path.name != ".complete" and (path.is_file() or path.is_symlink()):
+            files.append((path, str(path.relative_to(lane))))
+    site = VENV / SITE
+    for path in sorted(site.rglob("*")):
+        rel = path.relative_to(site)
+        if rel.parts[0].startswith(LEFT_OUT) or "__pycache__" in rel.parts and rel.parts[0].startswith("pip"):
+            continue
+        if path.is_file() or path.is_symlink():
+            files.append((path, f"usr/local/lib/python3.11/dist-packages/{rel}"))
+    for sub in ("share/jupyter", "etc/jupyter"):
+        for path in sorted((VENV / sub).rglob("*")):
+            if path.is_file():
+                files.append((path, f"usr/{sub}/{path.relative_to(VENV / sub)}"))
+    files.append((docker_cli, "usr/local/bin/docker"))
+    files.append((buildx, "usr/libexec/docker/cli-plugins/docker-buildx"))
+    for name in COURSE_FILES:
+        source = ROOT / name
+        for path in ([source] if source.is_file() else sorted(source.rglob("*"))):
+            if path.is_file() and "__pycache__" not in path.parts and ".ipynb_checkpoints" not in path.parts:
+                files.append((path, f"{HOME}/course/{path.relative_to(ROOT)}"))
+    return files
+
+
+def fingerprint(files: list[tuple[Path, str]]) -> str:
+    """A hash of what goes into the image (names, sizes, times) and of how it is made."""
+    h = hashlib.sha256(Path(__file__).read_bytes())
+    for source, inside in files:
+        st = source.lstat()
+        h.update(f"{inside} {st.st_size} {int(st.st_mtime)}\n".encode())
+    return h.hexdigest()[:12]
+
+
+def _entries() -> Iterator[tuple[str, bytes]]:
+    yield "etc/passwd", (f"root:x:0:0:root:/root:/bin/bash\n"
+                         f"learner:x:{LEARNER_UID}:{LEARNER_UID}:learner:/{HOME}:/bin/bash\n").encode()
+    yield "etc/group", f"root:x:0:\nlearner:x:{LEARNER_UID}:\n".encode()
+
+
+def write_rootfs(files: list[tuple[Path, str]], out: Path) -> None:
+    """Write the image's root file system as a tar to ``out``."""
+    with tarfile.open(out, "w", format=tarfile.GNU_FORMAT, dereference=False) as tar:
+        for d, mode, uid in (("tmp", 0o1777, 0), ("root", 0o700, 0), ("home", 0o755, 0),
+                             (HOME, 0o755, LEARNER_UID), (f"{HOME}/course", 0o755, LEARNER_UID)):
+            info = tarfile.TarInfo(d)
+            info.type, info.mode, info.uid, info.gid = tarfile.DIRTYPE, mode, uid, uid
+            tar.addfile(info)
+        for name, data in _entries():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), 0o644
+            tar.addfile(info, io.BytesIO(data))
+        seen: set[str] = set()
+        for source, inside in files:
+            if inside in seen:
+                continue
+            seen.add(inside)
+            info = tar.gettarinfo(str(source), arcname=inside)
+            owner = LEARNER_UID if inside.startswith(f"{HOME}/") else 0
+            info.uid = info.gid = owner
+            info.uname = info.gname = ""
+            if info.isreg():
+                with open(source, "rb") as f:
+                    tar.addfile(info, f)
+            else:
+                tar.addfile(info)
+        # Debian's python3.11 package leaves the "python3" name to python3-minimal: the lab's
+        # kernels and the spawner call python3
+        link = tarfile.TarInfo("usr/bin/python3")
+        link.type, link.linkname = tarfile.SYMTYPE, "python3.11"
+        if "usr/bin/python3" not in seen:
+            tar.addfile(link)
+
+
+def ensure_image(client: docker.DockerClient, say=lambda msg: None) -> str:
+    """Build the lab image on ``client``'s daemon unless it is there; returns its name.
+
+    Raises EngineError (one sentence) when its Debian packages cannot be fetched.
+    """
+    files = _course_sources()
+    ref = f"{REPO}:{fingerprint(files)}"
+    try:
+        client.images.get(ref)
+        return ref
+    except ImageNotFound:
+        pass
+    started = time.monotonic()
+    say(f"building the class's lab image {ref} from Debian's Python and the pinned packages (once, about a minute)")
+    changes = [f"USER {LEARNER_UID}", f"WORKDIR /{HOME}/course", f"ENV HOME=/{HOME}",
+               "ENV PATH=/usr/local/bin:/usr/bin:/bin", "ENV PYTHONPATH=/home/learner/course",
+               'ENTRYPOINT ["/usr/bin/tini", "-g", "--"]',
+               'CMD ["python3", "-m", "jupyterhub.singleuser"]',
+               'LABEL org.dockercourse.service="lab-image"']
+    with tempfile.TemporaryDirectory(prefix="course-lab-") as tmp:
+        tar = Path(tmp) / "rootfs.tar"
+        write_rootfs(files, tar)
+        repo, tag = ref.split(":")
+        client.api.import_image_from_file(str(tar), repository=repo, tag=tag, changes=changes)
+    for old in client.images.list(name=REPO):
+        if ref not in old.tags:
+            try:
+                client.images.remove(old.id, force=True)
+            except docker.errors.APIError:
+                pass
+    say(f"built {ref} in {time.monotonic() - started:.0f} s")
+    return ref
