@@ -30,9 +30,9 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 #: Scopes (files) that take longest, handed out first so that the workers finish together (with
 #: xdist's --no-loadscope-reorder, which ./course passes: by default it orders by test count), and the
 #: one that waits for the classmate (a learner started with the pass), handed out last.
-SLOW_FIRST = ("05_networking.ipynb", "test_faults.py", "02_lifecycle.ipynb", "03_inside_containers.ipynb",
-              "00_getting_started.ipynb", "test_nb05.py", "04_containers_and_images.ipynb", "01_images.ipynb",
-              "test_open.py", "test_nb02.py")
+SLOW_FIRST = ("test_class.py", "test_browser.py", "06_build.ipynb", "05_networking.ipynb", "test_nb06.py", "test_faults.py", "02_lifecycle.ipynb",
+              "03_inside_containers.ipynb", "00_getting_started.ipynb", "test_nb05.py",
+              "04_containers_and_images.ipynb", "01_images.ipynb", "test_open.py", "test_nb02.py")
 LAST = ("test_concurrency.py",)
 
 

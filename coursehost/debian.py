@@ -62,9 +62,9 @@ class AptFailed(RuntimeError):
     last line of stderr says why)."""
 
 
-def versions(path: Path = VERSIONS_FILE) -> dict[str, dict[str, tuple[str, str]]]:
-    """``versions.toml`` as ``{section: {package: (suite, version)}}``."""
-    with open(path, "rb") as f:
+def versions(path: Path | None = None) -> dict[str, dict[str, tuple[str, str]]]:
+    """``versions.toml`` (or ``path``) as ``{section: {package: (suite, version)}}``."""
+    with open(path or VERSIONS_FILE, "rb") as f:
         data = tomllib.load(f)
     return {section: {pkg: tuple(pin.split("/", 1)) for pkg, pin in pins.items()}  # type: ignore[misc]
             for section, pins in data.items()}
@@ -131,6 +131,11 @@ def update(suites: set[str], apt: Path | None = None) -> None:
         (apt / sub).mkdir(parents=True, exist_ok=True)
     (apt / "status").touch()
     keyring = f" [signed-by={KEYRING}]" if KEYRING.exists() else ""
+    if apt == _apt_dir():
+        # the shared apt of the plain lanes lists every suite they use, whichever lane asks, so
+        # that a fetch of one lane never drops another's lists (closure lanes have their own)
+        suites = set(suites) | {suite for lane in LANES if lane not in CLOSURE_LANES
+                                for suite, _ in pins(lane).values()}
     (apt / "sources.list").write_text("".join(f"deb{keyring} {_source(s)} {s} main\n" for s in sorted(suites)))
     done = _apt(["apt-get", "update"], apt=apt)
     if done.returncode != 0:
@@ -329,7 +334,13 @@ def engine_will_be_needed() -> bool:
     ``DOCKER_HOST`` or docker context naming another daemon."""
     if sys.platform != "linux" or os.geteuid() != 0 or shutil.which("apt-get") is None:
         return False
-    return not (os.environ.get("DOCKER_HOST") or os.environ.get("DOCKER_CONTEXT"))
+    if os.environ.get("DOCKER_HOST") or os.environ.get("DOCKER_CONTEXT"):
+        return False
+    config = Path(os.environ.get("DOCKER_CONFIG", Path.home() / ".docker")) / "config.json"
+    try:
+        return json.loads(config.read_text()).get("currentContext") in (None, "", "default")
+    except (OSError, ValueError, AttributeError):
+        return True
 
 
 def prefetch() -> int:

@@ -165,7 +165,10 @@ def start_dockerd() -> docker.DockerClient:
 
 
 def ensure_images(client: docker.DockerClient) -> None:
-    """Put the base image into the course registry unless it is there already."""
+    """Put the base image, and the registry image notebook 08 runs, into the course registry
+    unless they are there already."""
+    from . import registry_image
+    registry_image.ensure(registry.store_address())
     if registry.has_tag("library/" + imagekit.BASE_REPO, imagekit.BASE_TAG):
         return
     say(f"building {imagekit.BASE_IMAGE} from Debian's busybox-static and pushing it to the course registry")

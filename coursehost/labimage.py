@@ -11,8 +11,10 @@ A root file system made of
 * the course itself (``notebooks/``, ``helpers/``) in ``/home/learner/course``, owned by the
   learner (uid 1000), who runs the lab,
 
-imported with ``docker import`` as ``course-lab:<hash of all that>``: built once per change, in
-about a minute, with no registry and no internet.
+in two steps, with no registry and no internet: ``course-lab-base:<hash>`` — everything but the
+course, imported with ``docker import`` once per change of the packages (about a minute) — and
+``course-lab:<hash>``, the course's files added on top in one layer (``docker commit`` of a
+container the files were copied into: seconds), remade whenever a notebook or helper changes.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ HOME = "home/learner"
 
 
 def _course_sources() -> list[tuple[Path, str]]:
-    """(file on this machine, path in the image) of every file the image holds."""
+    """(file on this machine, path in the image) of every file of the base image."""
     if f"python{sys.version_info.major}.{sys.version_info.minor}" != "python3.11":
         raise EngineError("The lab image reuses the virtualenv's packages with Debian 12's Python 3.11: "
                           f"make .venv with Python 3.11 (this is {sys.version.split()[0]}).")
@@ -73,6 +75,12 @@ def _course_sources() -> list[tuple[Path, str]]:
                 files.append((path, f"usr/{sub}/{path.relative_to(VENV / sub)}"))
     files.append((docker_cli, "usr/local/bin/docker"))
     files.append((buildx, "usr/libexec/docker/cli-plugins/docker-buildx"))
+    return files
+
+
+def course_files() -> list[tuple[Path, str]]:
+    """(file on this machine, path in the image) of the course's own files (the top layer)."""
+    files = []
     for name in COURSE_FILES:
         source = ROOT / name
         for path in ([source] if source.is_file() else sorted(source.rglob("*"))):
@@ -130,13 +138,31 @@ def write_rootfs(files: list[tuple[Path, str]], out: Path) -> None:
             tar.addfile(link)
 
 
-def ensure_image(client: docker.DockerClient, say=lambda msg: None) -> str:
-    """Build the lab image on ``client``'s daemon unless it is there; returns its name.
+def _course_tar(files: list[tuple[Path, str]]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        for source, inside in files:
+            info = tar.gettarinfo(str(source), arcname=inside)
+            info.uid = info.gid = LEARNER_UID
+            info.uname = info.gname = ""
+            with open(source, "rb") as f:
+                tar.addfile(info, f)
+    return buf.getvalue()
 
-    Raises EngineError (one sentence) when its Debian packages cannot be fetched.
-    """
+
+def _remove_older(client: docker.DockerClient, repo: str, keep: str) -> None:
+    for old in client.images.list(name=repo):
+        if keep not in old.tags:
+            try:
+                client.images.remove(old.id, force=True)
+            except docker.errors.APIError:
+                pass
+
+
+def ensure_base(client: docker.DockerClient, say=lambda msg: None) -> str:
+    """Build the base image (Debian's Python, the packages, the docker CLI) unless it is there."""
     files = _course_sources()
-    ref = f"{REPO}:{fingerprint(files)}"
+    ref = f"{REPO}-base:{fingerprint(files)}"
     try:
         client.images.get(ref)
         return ref
@@ -144,21 +170,41 @@ def ensure_image(client: docker.DockerClient, say=lambda msg: None) -> str:
         pass
     started = time.monotonic()
     say(f"building the class's lab image {ref} from Debian's Python and the pinned packages (once, about a minute)")
-    changes = [f"USER {LEARNER_UID}", f"WORKDIR /{HOME}/course", f"ENV HOME=/{HOME}",
-               "ENV PATH=/usr/local/bin:/usr/bin:/bin", "ENV PYTHONPATH=/home/learner/course",
-               'ENTRYPOINT ["/usr/bin/tini", "-g", "--"]',
-               'CMD ["python3", "-m", "jupyterhub.singleuser"]',
-               'LABEL org.dockercourse.service="lab-image"']
     with tempfile.TemporaryDirectory(prefix="course-lab-") as tmp:
         tar = Path(tmp) / "rootfs.tar"
         write_rootfs(files, tar)
         repo, tag = ref.split(":")
-        client.api.import_image_from_file(str(tar), repository=repo, tag=tag, changes=changes)
-    for old in client.images.list(name=REPO):
-        if ref not in old.tags:
-            try:
-                client.images.remove(old.id, force=True)
-            except docker.errors.APIError:
-                pass
+        client.api.import_image_from_file(str(tar), repository=repo, tag=tag,
+                                          changes=['LABEL org.dockercourse.service="lab-image"'])
+    _remove_older(client, f"{REPO}-base", ref)
     say(f"built {ref} in {time.monotonic() - started:.0f} s")
+    return ref
+
+
+def ensure_image(client: docker.DockerClient, say=lambda msg: None) -> str:
+    """The lab image with the course as it is now; returns its name. Builds the base image first
+    if need be (:func:`ensure_base`). Raises EngineError (one sentence) when the Debian packages
+    cannot be fetched."""
+    base = ensure_base(client, say)
+    files = course_files()
+    ref = f"{REPO}:{base.split(':')[1]}-{fingerprint(files)}"
+    try:
+        client.images.get(ref)
+        return ref
+    except ImageNotFound:
+        pass
+    changes = {"User": str(LEARNER_UID), "WorkingDir": f"/{HOME}/course",
+               "Env": [f"HOME=/{HOME}", "PATH=/usr/local/bin:/usr/bin:/bin", f"PYTHONPATH=/{HOME}/course"],
+               "Entrypoint": ["/usr/bin/tini", "-g", "--"], "Cmd": ["python3", "-m", "jupyterhub.singleuser"],
+               "Labels": {"org.dockercourse.service": "lab-image"}}
+    holder = client.containers.create(base, ["true"], network_mode="none",
+                                      labels={"org.dockercourse.service": "lab-image-build"})
+    try:
+        holder.put_archive("/", _course_tar(files))
+        repo, tag = ref.split(":")
+        client.api.commit(holder.id, repository=repo, tag=tag, conf=changes,
+                          message="the course's notebooks and helpers")
+    finally:
+        holder.remove(force=True)
+    _remove_older(client, REPO, ref)
     return ref

@@ -124,6 +124,8 @@ def serve(listen: list[str]) -> str:
         registry.ensure_front(state, sys.executable, host)
     if not registry.has_tag("library/" + imagekit.BASE_REPO, imagekit.BASE_TAG):
         publish(registry.store_address(), state / "registry" / "catalogue.json")
+    from . import registry_image
+    registry_image.ensure(registry.store_address())   # notebook 08's registry image
     return f"http://{registry.front_address(listen[0] if listen else '127.0.0.1')}"
 
 

@@ -116,7 +116,14 @@ def _mirrors_answer(client) -> bool:  # noqa: ANN001
     """Whether every registry mirror the daemon pulls through answers (False if unknown)."""
     if client is None:
         return False
-    from .procs import http_ok
+    import urllib.request
+
+    def http_ok(url: str, timeout: float) -> bool:
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response:
+                return response.status < 500
+        except OSError:
+            return False
 
     try:
         mirrors = (client.info().get("RegistryConfig") or {}).get("Mirrors") or []

@@ -70,6 +70,10 @@ def list_images(client: docker.DockerClient, name: str | None = None, all: bool 
     ``client.images.list()`` also inspects every listed image, which then answers 404. The listing
     is asked again, up to ``attempts`` times; the daemon's error is raised if it persists.
     """
+    if name is not None and (not isinstance(name, str) or not name.strip()):
+        raise BadInput(f"name should be an image name or pattern such as 'busybox' or 'dc-*', not {name!r}.")
+    if filters is not None and not isinstance(filters, Mapping):
+        raise BadInput(f"filters should be a dict such as {{'dangling': True}}, not {filters!r}.")
     for attempt in range(attempts):
         try:
             return client.api.images(name=name, all=all, filters=dict(filters) if filters else None,

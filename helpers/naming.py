@@ -23,6 +23,8 @@ from pathlib import Path
 import docker
 from docker.errors import APIError, NotFound as DockerNotFound
 
+from .listing import api_images
+
 from . import reaper
 from .errors import BadInput
 
@@ -156,8 +158,8 @@ def remove_objects(client: docker.DockerClient, filters: dict[str, str], tag_pre
             except APIError as err:
                 if err.status_code != 409:
                     raise
-    labelled = {i["Id"] for i in api.images(all=True, filters=filters)}
-    for image in api.images(all=True):
+    labelled = {i["Id"] for i in api_images(api, all=True, filters=filters)}
+    for image in api_images(api, all=True):
         tags = [t for t in image.get("RepoTags") or [] if t != "<none>:<none>"]
         ours = [t for t in tags if RUN_TAG.search(t) and _strip_registry(t).startswith(tag_prefix)]
         if image["Id"] in labelled and len(ours) == len(tags):

@@ -31,6 +31,8 @@ from pathlib import Path
 import docker
 from docker.errors import DockerException
 
+from .listing import api_images
+
 
 def pid_alive(pid: int) -> bool:
     try:
@@ -172,7 +174,7 @@ def find_runs(client: docker.DockerClient, files: Path | None = None) -> dict[st
     for v in api.volumes(filters=label).get("Volumes") or []:
         lab = v.get("Labels") or {}
         note(lab.get(naming.RUN), lab.get(naming.OWNER), v.get("CreatedAt"))
-    for i in api.images(all=True):
+    for i in api_images(api, all=True):
         lab = i.get("Labels") or {}
         note(lab.get(naming.RUN), lab.get(naming.OWNER), i.get("Created"))
         for tag in i.get("RepoTags") or []:

@@ -406,17 +406,20 @@ def tar_table(path: str | Path) -> pd.DataFrame:
 _TRANSIENT = re.compile(r"NotFound|not found|No such image", re.I)
 
 
-def disk_usage(client: docker.DockerClient, attempts: int = 5) -> dict[str, Any]:
-    """``client.df()`` (``GET /system/df``, ``docker system df``), asked again when the containerd
-    image store fails it for an image another run removed meanwhile (a transient 404/500)."""
-    for attempt in range(attempts):
+def disk_usage(client: docker.DockerClient, patience: float = 60) -> dict[str, Any]:
+    """``client.df()`` (``GET /system/df``, ``docker system df``), asked again for up to
+    ``patience`` seconds while the containerd image store fails it for an object another run
+    removed meanwhile (a transient 404/500: "failed to read config content: NotFound", "snapshot
+    … does not exist"). With many learners creating and removing containers, the store walks
+    snapshots that come and go, so a few tries in a row can fail. Other errors are raised at once."""
+    deadline = time.monotonic() + patience
+    while True:
         try:
             return client.df()
         except APIError as err:
-            if not _TRANSIENT.search(str(err)) or attempt == attempts - 1:
+            if not _TRANSIENT.search(str(err)) or time.monotonic() > deadline:
                 raise
-            time.sleep(0.2 * (attempt + 1))  # another run's removal is under way: no event marks its end
-    raise AssertionError("unreachable")
+            time.sleep(0.1)  # another run's removal is under way: no event marks its end
 
 
 def df_table(df: Mapping[str, Any]) -> pd.DataFrame:

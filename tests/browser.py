@@ -357,10 +357,19 @@ async def _scan(page, report: Report, stem: str, shots: bool) -> list[dict]:
             kind = "widget" if o["widget"] else "picture"
             out = outputs.nth(o["k"])
             base = ARTEFACTS / f"{stem}-cell{o['cell']:02d}-{kind}"
-            await out.scroll_into_view_if_needed()
-            await out.screenshot(path=f"{base}.png")
+            await out.evaluate("e => e.scrollIntoView({block: 'start'})")
+            # the widget alone, as much of it as the window shows (the notebook scrolls inside the
+            # page, so an element taller than the window cannot be captured whole)
+            box = await out.bounding_box()
+            view = await page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-WindowedPanel-outer").bounding_box()
+            if box and view:
+                top, bottom = max(box["y"], view["y"]), min(box["y"] + box["height"], view["y"] + view["height"])
+                left, right = max(box["x"], view["x"]), min(box["x"] + box["width"], view["x"] + view["width"])
+                if bottom > top and right > left:
+                    await page.screenshot(path=f"{base}.png",
+                                          clip={"x": left, "y": top, "width": right - left, "height": bottom - top})
             await page.screenshot(path=f"{base}-1280x800.png")  # the whole window, as the learner sees it
-            report.shots += [f"{base.name}.png", f"{base.name}-1280x800.png"]
+            report.shots += [n for n in (f"{base.name}.png", f"{base.name}-1280x800.png") if (ARTEFACTS / n).exists()]
     return scan
 
 
@@ -373,10 +382,20 @@ async def run_notebook(browser, lab: Lab, nb: Path, workspace: str, client) -> R
     page = await context.new_page()
     page.on("websocket", lambda ws: report.requests.append(ws.url))
     try:
-        await page.goto(lab.url(workspace, nb.name))
         n_cells = len(json.loads(nb.read_text())["cells"])
-        await page.wait_for_function(f"() => document.querySelectorAll('{CELLS}').length === {n_cells}",
-                                     timeout=120_000)
+        for attempt in range(3):
+            # a server that answers slowly (a loaded machine) can miss JupyterLab's theme deadline,
+            # which then says "Error Loading Theme" and draws no notebook: load the page again
+            await page.goto(lab.url(workspace, nb.name))
+            await page.wait_for_function(f"""() => document.querySelectorAll('{CELLS}').length === {n_cells}
+                                             || !!document.querySelector('.jp-Dialog')""", timeout=180_000)
+            dialog = page.locator(".jp-Dialog")
+            if not await dialog.count():
+                break
+            report.problem = f"JupyterLab said: {(await dialog.inner_text())[:200]!r}"
+        else:
+            return report
+        report.problem = ""
         await page.wait_for_function(KERNEL_IDLE_JS, polling=500, timeout=180_000)
         if not await page.is_visible("#filebrowser"):
             await page.click(".jp-SideBar [data-id=filebrowser]")
@@ -402,8 +421,9 @@ async def run_notebook(browser, lab: Lab, nb: Path, workspace: str, client) -> R
             last = cleanup == len(json.loads(nb.read_text())["cells"]) - 1
             await _menu(page, "Run", "Run Selected Cell and Do not Advance" if last else "Run Selected Cell and All Below")
             await _run_and_wait(page, deadline, watch=cleanup)
-            report.errors.clear()
-            await _scan(page, report, nb.stem, shots=False)
+            after = Report(nb.name)  # the error outputs of the whole notebook, now that all of it ran
+            await _scan(page, after, nb.stem, shots=False)
+            report.errors = after.errors
         prompts = await page.evaluate(PROMPTS_JS)
         report.not_run = [i for i, p in enumerate(prompts) if p is not None and not re.search(r"\[\d+\]", p)]
     except Exception as err:  # noqa: BLE001 - reported by the test, with a picture of the page
@@ -466,8 +486,9 @@ def browser_pass(workdir: Path, notebooks: list[Path], client, zh: bool = True) 
     :class:`Unavailable` when no Chromium can be had here. Writes ``summary.json`` beside the
     screenshots."""
     path = chromium()
-    shutil.rmtree(ARTEFACTS, ignore_errors=True)
-    ARTEFACTS.mkdir(parents=True)
+    ARTEFACTS.mkdir(parents=True, exist_ok=True)
+    for old in [*ARTEFACTS.glob("[0-9][0-9]_*.png"), *ARTEFACTS.glob("lab-zh*.png"), ARTEFACTS / "summary.json"]:
+        old.unlink(missing_ok=True)  # this pass's files only: the folder may hold others'
     started = time.monotonic()
     # the longest first, so the two tabs end together
     order = sorted(notebooks, key=lambda p: -len(json.loads(p.read_text())["cells"]))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 
 from helpers.connection import connect
+from helpers.listing import client_images
 from helpers.naming import MANAGED, RUN_TAG
 from helpers.network import release_swarm
 
@@ -21,8 +22,8 @@ def leftovers() -> list[str]:
     found += [f"network {n.name}" for n in client.networks.list(filters={"label": MANAGED})]
     found += [f"volume {v.name}" for v in client.volumes.list(filters={"label": MANAGED})]
     found += [f"image {i.short_id} ({', '.join(i.tags) or 'untagged'})"
-              for i in client.images.list(all=True, filters={"label": MANAGED})]
-    found += [f"image tag {t}" for i in client.images.list(all=True) for t in i.tags if RUN_TAG.search(t)]
+              for i in client_images(client, all=True, filters={"label": MANAGED})]
+    found += [f"image tag {t}" for i in client_images(client, all=True) for t in i.tags if RUN_TAG.search(t)]
     # notebook 05 leaves the swarm it made only when no one else could lose names by it; the
     # test command is the last one out, so the swarm must go now
     if not release_swarm(client):

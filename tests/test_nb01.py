@@ -252,6 +252,10 @@ def test_list_images_asks_again_when_an_image_vanishes(client, run, base, monkey
     with pytest.raises(docker.errors.APIError):                        # other errors are not retried
         list_images(client, filters={"nonsense": "x"})
     assert len(calls) == 1
+    for bad in ({"name": ""}, {"name": 3}, {"filters": "dangling=true"}):
+        with pytest.raises(BadInput) as err:
+            list_images(client, **bad)
+        one_sentence(err.value)
 
 
 def test_inspect_summary_hides_only_course_labels(client, run, base):

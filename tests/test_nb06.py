@@ -44,6 +44,13 @@ def docker_cli(client):
     return whales(client)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def base_image(client):
+    """BuildKit takes FROM busybox:1.35 from the daemon's store: pull it first, as the notebook does
+    (a fresh Docker 26.1 daemon's BuildKit asks the plain-http mirror over https, and fails)."""
+    client.images.pull("busybox", tag="1.35")
+
+
 # --- the helpers, without a daemon ---------------------------------------------------------------
 
 def test_steps_reads_plain_progress():

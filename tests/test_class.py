@@ -1,0 +1,206 @@
+"""A class on one machine, end to end: ``./course class start``, two learners signing in through
+Chromium, each running a notebook in their own lab against their own Docker daemon; neither can
+see or reach the other's daemon; the teacher's admin page lists both; ``./course class stop``
+leaves nothing behind. (The browser is the one tests/browser.py drives: Debian's Chromium.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import docker
+import pytest
+
+from coursehost import classroom, engine
+from helpers import connection
+from tests import browser
+
+ROOT = Path(__file__).resolve().parent.parent
+LEARNERS = ("ada", "bob")
+NOTEBOOK = "00_getting_started.ipynb"
+STATE = connection.STATE_DIR / "class"
+
+
+def _local_engine() -> bool:
+    return os.environ.get("DOCKER_HOST", "") in ("", f"unix://{engine.socket_path()}")
+
+
+pytestmark = pytest.mark.skipif(not _local_engine(), reason="a class runs on this machine's own engine: "
+                                "DOCKER_HOST points elsewhere")
+
+
+def _classctl(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    env = dict(os.environ, DOCKER_HOST=f"unix://{engine.socket_path()}")
+    return subprocess.run([sys.executable, "-m", "coursehost.classctl", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def klass():
+    try:
+        browser.chromium()
+    except browser.Unavailable as err:
+        pytest.skip(str(err))
+    if (STATE / "hub.pid").exists() and _classctl("status").stdout.startswith("hub      running"):
+        pytest.skip("a class is running in this checkout (./course class stop ends it)")
+    port = browser.free_port()
+    started = time.monotonic()
+    done = _classctl("start", "--port", str(port))
+    assert done.returncode == 0, f"./course class start failed:\n{done.stderr[-3000:]}"
+    took = time.monotonic() - started
+    client = docker.DockerClient(base_url=f"unix://{engine.socket_path()}", timeout=120)
+    info = {"base": f"http://127.0.0.1:{port}", "code": (STATE / "class-code").read_text().strip(),
+            "teacher": (STATE / "teacher-password").read_text().strip(), "client": client,
+            "id": classroom.class_id(connection.STATE_DIR), "start_seconds": round(took, 1)}
+    try:
+        yield info
+    finally:
+        _classctl("stop")
+        client.close()
+
+
+async def _learner(pw_browser, klass: dict, name: str, out: dict) -> None:
+    """``name`` signs in with the class code, waits for their lab, runs the notebook in it."""
+    context = await pw_browser.new_context(viewport=browser.VIEWPORT, locale="en-US")
+    page = await context.new_page()
+    report = browser.Report(f"{name}-{NOTEBOOK}")
+    started = time.monotonic()
+    try:
+        await page.goto(f"{klass['base']}/hub/login")
+        await page.fill("#username_input", name)
+        await page.fill("#password_input", klass["code"])
+        await page.click("#login_submit")
+        await page.wait_for_selector(".jp-LabShell", timeout=300_000)       # the seat is up, the lab loaded
+        out[f"{name}_seat_seconds"] = round(time.monotonic() - started, 1)
+        await page.goto(f"{klass['base']}/user/{name}/lab/tree/notebooks/{NOTEBOOK}")
+        cells = browser.CELLS
+        await page.wait_for_function(f"() => document.querySelectorAll('{cells}').length > 5", timeout=120_000)
+        await page.wait_for_function(browser.KERNEL_IDLE_JS, polling=500, timeout=180_000)
+        await browser._menu(page, "Edit", "Clear Outputs of All Cells")
+        await browser._menu(page, "Kernel", "Restart Kernel and Run All Cells…")
+        await browser._accept_dialog(page)
+        await browser._run_and_wait(page, time.monotonic() + browser.NOTEBOOK_TIMEOUT)
+        await browser._scan(page, report, f"class-{name}-{Path(NOTEBOOK).stem}", shots=False)
+        prompts = await page.evaluate(browser.PROMPTS_JS)
+        out[f"{name}_not_run"] = [i for i, p in enumerate(prompts) if p is not None and "[" in p and "]" in p
+                                  and not any(ch.isdigit() for ch in p)]
+        out[f"{name}_errors"] = report.errors
+        await page.screenshot(path=str(browser.ARTEFACTS / f"class-{name}-1280x800.png"))
+    except Exception as err:  # noqa: BLE001 - the test says what went wrong, with a picture
+        out[f"{name}_problem"] = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+        browser.ARTEFACTS.mkdir(parents=True, exist_ok=True)
+        await page.screenshot(path=str(browser.ARTEFACTS / f"class-{name}-problem.png"))
+    finally:
+        await context.close()
+
+
+async def _teacher_sees(pw_browser, klass: dict, out: dict) -> None:
+    context = await pw_browser.new_context(viewport=browser.VIEWPORT, locale="en-US")
+    page = await context.new_page()
+    try:
+        await page.goto(f"{klass['base']}/hub/login")
+        await page.fill("#username_input", "teacher")
+        await page.fill("#password_input", klass["teacher"])
+        await page.click("#login_submit")
+        await page.goto(f"{klass['base']}/hub/admin")
+        for name in LEARNERS:
+            await page.wait_for_selector(f"text={name}", timeout=60_000)
+        out["admin_page"] = await page.inner_text("body")
+        await page.screenshot(path=str(browser.ARTEFACTS / "class-admin-1280x800.png"))
+    except Exception as err:  # noqa: BLE001
+        out["admin_problem"] = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+    finally:
+        await context.close()
+
+
+async def _class_through_the_browser(klass: dict) -> dict:
+    from playwright.async_api import async_playwright
+
+    out: dict = {}
+    browser.ARTEFACTS.mkdir(parents=True, exist_ok=True)
+    async with async_playwright() as pw:
+        chromium = await pw.chromium.launch(executable_path=str(browser.chromium()), headless=True)
+        try:
+            await asyncio.gather(*(_learner(chromium, klass, name, out) for name in LEARNERS))
+            await _teacher_sees(chromium, klass, out)
+        finally:
+            await chromium.close()
+    return out
+
+
+def _in_lab(client, seat: classroom.Seat, code: str) -> str:
+    """Run Python ``code`` in the learner's lab container (as the learner); its stdout."""
+    lab = client.containers.get(seat.lab)
+    done = lab.exec_run(["python3", "-c", code])
+    return done.output.decode(errors="replace").strip()
+
+
+def test_two_learners_each_run_a_notebook_in_their_own_seat(klass):
+    out = _class_through_the_browser_result(klass)
+    for name in LEARNERS:
+        assert not out.get(f"{name}_problem"), f"{name}'s lab: {out[f'{name}_problem']} " \
+                                               f"(see .state/artefacts/browser/class-{name}-problem.png)"
+        assert out[f"{name}_errors"] == [], f"{name}'s run of {NOTEBOOK} shows errors: {out[f'{name}_errors'][:2]}"
+    client = klass["client"]
+    for name in LEARNERS:
+        seat = classroom.Seat(klass["id"], name)
+        lab = client.containers.get(seat.lab)
+        daemon = client.containers.get(seat.daemon)
+        assert lab.status == daemon.status == "running"
+        # the lab talks to its own daemon, and only that one is on its network
+        assert lab.attrs["Config"]["Env"].count("DOCKER_HOST=tcp://docker:2375") == 1
+        assert set(lab.attrs["NetworkSettings"]["Networks"]) == {seat.network}
+        assert set(daemon.attrs["NetworkSettings"]["Networks"]) == {seat.network}
+
+
+_RESULTS: dict = {}
+
+
+def _class_through_the_browser_result(klass: dict) -> dict:
+    if "out" not in _RESULTS:
+        started = time.monotonic()
+        _RESULTS["out"] = asyncio.run(_class_through_the_browser(klass))
+        print(f"\n[class] start {klass['start_seconds']} s; two learners signed in and ran {NOTEBOOK} in "
+              f"{time.monotonic() - started:.1f} s (seats up in "
+              f"{', '.join(str(_RESULTS['out'].get(f'{n}_seat_seconds')) for n in LEARNERS)} s)")
+    return _RESULTS["out"]
+
+
+def test_a_learner_cannot_see_or_reach_another_learners_daemon(klass):
+    _class_through_the_browser_result(klass)
+    client = klass["client"]
+    ada, bob = (classroom.Seat(klass["id"], n) for n in LEARNERS)
+    marker = "dc-class-marker-of-bob"
+    # bob starts a container in his own daemon, from his lab
+    made = _in_lab(client, bob, "import docker; c = docker.from_env(); c.images.pull('busybox', tag='1.35'); "
+                   f"print(c.containers.create('busybox:1.35', ['true'], name='{marker}').name)")
+    assert made == marker, f"bob could not create a container in his daemon: {made}"
+    # ada lists every container of the daemon her lab reaches: bob's is not there
+    listed = _in_lab(client, ada, "import docker; print(sorted(x.name for x in docker.from_env().containers.list(all=True)))")
+    assert listed.startswith("[") and marker not in listed, listed
+    # and bob's daemon, at its address on bob's network, cannot be reached from ada's lab at all
+    bob_ip = client.containers.get(bob.daemon).attrs["NetworkSettings"]["Networks"][bob.network]["IPAddress"]
+    probe = _in_lab(client, ada, "import socket\ns = socket.socket(); s.settimeout(3)\n"
+                    f"try:\n    s.connect(('{bob_ip}', 2375)); print('reached')\nexcept OSError as e:\n    print('refused', e)")
+    assert probe.startswith("refused"), f"ada's lab reached bob's daemon at {bob_ip}: {probe}"
+
+
+def test_the_teachers_admin_page_lists_both_learners(klass):
+    out = _class_through_the_browser_result(klass)
+    assert not out.get("admin_problem"), out.get("admin_problem")
+    for name in LEARNERS:
+        assert name in out["admin_page"]
+
+
+def test_stopping_the_class_leaves_nothing(klass):
+    _class_through_the_browser_result(klass)
+    done = _classctl("stop")
+    assert done.returncode == 0, done.stderr[-2000:]
+    client = klass["client"]
+    assert classroom.leftovers(client, klass["id"]) == []
+    assert not (STATE / "hub.pid").exists()
