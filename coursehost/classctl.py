@@ -116,6 +116,24 @@ def secret(name: str, make) -> str:
     return path.read_text().strip()
 
 
+def publish() -> dict[str, str]:
+    """Push the lab image and the seat daemon's image to the course registry as ``course/lab`` and
+    ``course/dind`` (for Zero to JupyterHub: deploy/jupyterhub/values.yaml); returns their tags."""
+    client, _ = engine.ensure()
+    tags = {}
+    for image, repo in ((labimage.ensure_image(client, say=say), "course/lab"), (dind.ensure_image(client), "course/dind")):
+        tag = image.split(":", 1)[1]
+        target = f"{registry.store_address()}/{repo}"
+        client.images.get(image).tag(target, tag)
+        say(f"pushing {image} to the course registry as {repo}:{tag}")
+        for line in client.images.push(target, tag=tag, stream=True, decode=True):
+            if "error" in line:
+                raise EngineError(f"Pushing {repo}:{tag} to the course registry failed: {line['error']}")
+        client.images.remove(f"{target}:{tag}")
+        tags[repo] = tag
+    return tags
+
+
 def stop() -> None:
     """Stop the hub (it stops every seat) and remove what is left of the class."""
     pid = hub_running()
@@ -137,8 +155,9 @@ def stop() -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="./course class", description="A class on this machine: JupyterHub "
                                      "with a lab and a Docker daemon per learner.")
-    parser.add_argument("action", nargs="?", default="run", choices=["run", "start", "stop", "status"],
-                        help="run (default): start, wait for Ctrl-C, stop; start/stop: in the background")
+    parser.add_argument("action", nargs="?", default="run", choices=["run", "start", "stop", "status", "publish"],
+                        help="run (default): start, wait for Ctrl-C, stop; start/stop: in the background; "
+                             "publish: push the lab and daemon images to the course registry (Kubernetes)")
     parser.add_argument("--listen", default="127.0.0.1",
                         help="the address learners reach the hub at (default 127.0.0.1; a LAN address "
                              "exposes the hub's sign-up page to everyone on that network)")
@@ -147,6 +166,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.action == "stop":
             stop()
+            return 0
+        if args.action == "publish":
+            for repo, tag in publish().items():
+                print(f"{repo}:{tag}")
             return 0
         if args.action == "status":
             pid = hub_running()

@@ -225,10 +225,6 @@ def _spawner_base():  # DockerSpawner imports jupyterhub: only the hub process n
     return DockerSpawner
 
 
-class _Lazy(type):
-    pass
-
-
 def make_spawner_class():
     """The hub's spawner: DockerSpawner that makes the learner's seat before the lab starts and
     removes it after the lab stops. Built on demand so importing this module needs no JupyterHub."""
@@ -254,3 +250,79 @@ def make_spawner_class():
             await asyncio.to_thread(Seat(klass, self.user.name).remove, docker.from_env(timeout=120))
 
     return CourseSpawner
+
+
+# --- past one machine: Zero to JupyterHub ---------------------------------------------------------
+
+#: Placeholders the teacher replaces in deploy/jupyterhub/values.yaml: the course registry's
+#: address (README "Run it in a class"), the images' tags `./course class publish` prints, the
+#: class code and the teacher's password.
+PLACEHOLDERS = ("REGISTRY", "LAB_TAG", "DAEMON_TAG", "CLASS_CODE", "TEACHER_PASSWORD")
+
+VALUES_HEADER = """\
+# Zero to JupyterHub (helm chart `jupyterhub`) for a class past one machine: the same lab image,
+# seat settings and registry as `./course class` on one machine. GENERATED from
+# coursehost/classroom.py (SEAT, kubernetes_values) by `python -m coursehost.classroom values`;
+# tests/test_class.py fails when this file and the one-machine settings drift apart.
+#
+#   ./course class publish       # pushes course/lab and course/dind to the course registry, prints their tags
+#   helm upgrade --install course jupyterhub/jupyterhub -f deploy/jupyterhub/values.yaml
+#
+# Replace REGISTRY (the course registry's address, README "Run it in a class"), LAB_TAG and
+# DAEMON_TAG (what `./course class publish` printed), CLASS_CODE and TEACHER_PASSWORD (32+
+# characters). Each learner's pod runs their lab and, beside it, their own Docker daemon (the
+# course's Docker-in-Docker image) on the pod's loopback: only their own lab reaches it.
+#
+# SECURITY TRADE-OFF: the daemon container runs privileged. A privileged container is
+# root on the node (it can load kernel modules, mount the node's disks, see every pod's processes), so a
+# learner who controls that daemon controls the node. Use this only on nodes dedicated to the
+# class (a separate node pool with a taint), for learners you would give a shell on those nodes;
+# never on a cluster that also runs other people's workloads. Its data root is an emptyDir: it
+# vanishes with the pod.
+"""
+
+
+def kubernetes_values() -> dict:
+    """The helm values of deploy/jupyterhub/values.yaml, made from :data:`SEAT` and the one-machine
+    hub configuration (coursehost/hub_config.py), with :data:`PLACEHOLDERS` for what only the
+    teacher knows."""
+    return {
+        "hub": {"config": {
+            "JupyterHub": {"authenticator_class": "shared-password"},
+            "SharedPasswordAuthenticator": {"user_password": "CLASS_CODE", "admin_password": "TEACHER_PASSWORD"},
+            "Authenticator": {"admin_users": ["teacher"], "allow_all": True},
+        }},
+        "cull": {"enabled": True, "timeout": SEAT["idle_timeout"]},
+        "singleuser": {
+            "image": {"name": "REGISTRY:5765/course/lab", "tag": "LAB_TAG"},
+            "cmd": ["python3", "-m", "jupyterhub.singleuser"],
+            "defaultUrl": "/lab/tree/notebooks",
+            "memory": {"limit": SEAT["lab_memory"], "guarantee": SEAT["lab_memory"]},
+            "cpu": {"limit": SEAT["lab_cpus"]},
+            "extraEnv": {"DOCKER_HOST": f"tcp://localhost:{DAEMON_PORT}"},
+            "extraContainers": [{
+                "name": "docker",
+                "image": "REGISTRY:5765/course/dind:DAEMON_TAG",
+                "env": [{"name": "COURSE_MIRROR", "value": f"REGISTRY:{REGISTRY_PORT}"},
+                        {"name": "COURSE_LISTEN", "value": "127.0.0.1"}],
+                "securityContext": {"privileged": True},
+                "resources": {"limits": {"memory": SEAT["daemon_memory"], "cpu": str(SEAT["daemon_cpus"])}},
+                "volumeMounts": [{"name": "docker-data", "mountPath": "/var/lib/docker"}],
+            }],
+            "storage": {"type": "none", "extraVolumes": [
+                {"name": "docker-data", "emptyDir": {"sizeLimit": SEAT["daemon_storage"]}}]},
+        },
+    }
+
+
+def values_yaml() -> str:
+    """deploy/jupyterhub/values.yaml as it must read."""
+    import yaml
+    return VALUES_HEADER + yaml.safe_dump(kubernetes_values(), sort_keys=False, default_flow_style=False)
+
+
+if __name__ == "__main__":
+    import sys
+    if sys.argv[1:] != ["values"]:
+        sys.exit("usage: python -m coursehost.classroom values")
+    print(values_yaml(), end="")

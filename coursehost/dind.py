@@ -109,7 +109,8 @@ fi
 export HTTP_PROXY=http://127.0.0.1:9 HTTPS_PROXY=http://127.0.0.1:9
 export NO_PROXY=127.0.0.0/8,localhost,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16
 # stock flags otherwise, as docker:dind or a class's daemon starts
-exec dockerd --host tcp://0.0.0.0:2375 --host unix:///run/docker.sock --tls=false "$@"
+# (COURSE_LISTEN=127.0.0.1 where the daemon shares its network namespace with a lab: a pod)
+exec dockerd --host "tcp://${COURSE_LISTEN:-0.0.0.0}:2375" --host unix:///run/docker.sock --tls=false "$@"
 """
 
 

@@ -428,7 +428,7 @@ def notebook_unit(path: Path) -> Unit:
 
 
 PYTHON_FOLDERS = ["helpers", "coursehost", "tests", "bench"]
-CONFIGS = [".github/workflows/course.yml", ".gitlab-ci.yml", "deploy/classroom/compose.yaml",
+CONFIGS = [".github/workflows/course.yml", ".gitlab-ci.yml",
            "deploy/jupyterhub/values.yaml", ".ci/run", "course", "binder/postBuild"]
 
 

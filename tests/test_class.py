@@ -30,8 +30,47 @@ def _local_engine() -> bool:
     return os.environ.get("DOCKER_HOST", "") in ("", f"unix://{engine.socket_path()}")
 
 
-pytestmark = pytest.mark.skipif(not _local_engine(), reason="a class runs on this machine's own engine: "
-                                "DOCKER_HOST points elsewhere")
+needs_local_engine = pytest.mark.skipif(not _local_engine(), reason="a class runs on this machine's own engine: "
+                                        "DOCKER_HOST points elsewhere")
+
+
+# --- the one-machine settings and Kubernetes cannot drift ------------------------------------------
+
+def test_values_yaml_is_made_from_the_one_machine_settings():
+    committed = (ROOT / "deploy/jupyterhub/values.yaml").read_text()
+    assert committed == classroom.values_yaml(), \
+        "deploy/jupyterhub/values.yaml differs from coursehost/classroom.py: run " \
+        "`python -m coursehost.classroom values > deploy/jupyterhub/values.yaml`"
+    single = classroom.kubernetes_values()["singleuser"]
+    assert single["memory"]["limit"] == classroom.SEAT["lab_memory"]
+    assert single["extraContainers"][0]["resources"]["limits"]["memory"] == classroom.SEAT["daemon_memory"]
+
+
+def test_hub_config_takes_the_seat_from_the_same_settings():
+    text = (ROOT / "coursehost/hub_config.py").read_text()
+    for key in ("lab_memory", "lab_cpus", "idle_timeout"):
+        assert f'classroom.SEAT["{key}"]' in text or f"classroom.SEAT['{key}']" in text
+
+
+def test_seat_names_and_units():
+    seat = classroom.Seat("abc123", "Ada Lovelace")
+    assert seat.network == "dc-class-abc123-ada-lovelace" and seat.daemon.endswith("-docker")
+    assert seat.lab == "dc-class-abc123-ada-lovelace-lab"
+    assert classroom.Seat("abc123", "ada").lab == "dc-class-abc123-ada-lab"   # DockerSpawner's {prefix}-{username}-lab
+    assert classroom.memory_bytes("1536M") == 1536 * 2**20 and classroom.memory_bytes("10Gi") == 10 * 2**30
+
+
+def test_privileged_only_where_root_has_every_capability(tmp_path):
+    status = tmp_path / "status"
+    status.write_text("Name:\tx\nCapBnd:\t000001ffffffffff\n")
+    assert classroom.may_run_privileged(status)
+    status.write_text("Name:\tx\nCapBnd:\t000001fffeffffff\n")    # CAP_SYS_RESOURCE (24) missing
+    assert not classroom.may_run_privileged(status)
+
+
+def test_class_never_listens_everywhere():
+    from coursehost import classctl
+    assert classctl.main(["start", "--listen", "not-an-address"]) == 2
 
 
 def _classctl(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
@@ -42,6 +81,8 @@ def _classctl(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def klass():
+    if not _local_engine():
+        pytest.skip("a class runs on this machine's own engine: DOCKER_HOST points elsewhere")
     try:
         browser.chromium()
     except browser.Unavailable as err:
@@ -156,6 +197,10 @@ def test_two_learners_each_run_a_notebook_in_their_own_seat(klass):
         assert lab.attrs["Config"]["Env"].count("DOCKER_HOST=tcp://docker:2375") == 1
         assert set(lab.attrs["NetworkSettings"]["Networks"]) == {seat.network}
         assert set(daemon.attrs["NetworkSettings"]["Networks"]) == {seat.network}
+        # each with the seat's limits (coursehost/classroom.py SEAT)
+        assert lab.attrs["HostConfig"]["Memory"] == classroom.memory_bytes(classroom.SEAT["lab_memory"])
+        assert daemon.attrs["HostConfig"]["Memory"] == classroom.memory_bytes(classroom.SEAT["daemon_memory"])
+        assert daemon.attrs["HostConfig"]["NanoCpus"] == int(classroom.SEAT["daemon_cpus"] * 1e9)
 
 
 _RESULTS: dict = {}

@@ -77,8 +77,7 @@ def _pyproject() -> dict:
 # --- versions.toml: the one version source outside Python ----------------------------------------
 
 #: The shipped configurations that start a Docker daemon of their own (a docker:dind image).
-CONFIGS = [".github/workflows/course.yml", ".gitlab-ci.yml", "deploy/classroom/compose.yaml",
-           "deploy/jupyterhub/values.yaml"]
+CONFIGS = [".github/workflows/course.yml", ".gitlab-ci.yml"]
 
 
 def engine_dind_image() -> str:
