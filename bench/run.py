@@ -251,7 +251,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--learners", type=int, default=30, help="learners at once in the classroom (0: skip)")
     parser.add_argument("--no-clone", action="store_true", help="skip the fresh-clone measure")
     parser.add_argument("--out", type=Path, default=HERE, help="folder for results.json and results.png")
+    parser.add_argument("--class", dest="klass", type=int, default=0, metavar="N",
+                        help="only this: a class of N learners signed in through JupyterHub (./course class), "
+                             "each running the whole course in their own lab against their own daemon")
     args = parser.parse_args(argv)
+    if args.klass > 0:
+        from bench import hubclass
+        say(f"a class of {args.klass}: signing them in through JupyterHub, then the whole course in every seat")
+        found = hubclass.run(args.klass)
+        found["machine"] = machine()
+        found["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / f"results-class-{args.klass}.json").write_text(json.dumps(found, indent=1))
+        s = found["seat_startup_seconds"]
+        print(f"| class of {args.klass} on {found['cores']} cores | {found['course_wall_seconds']} s | "
+              f"{len(found['failures'])} failed cells, {len(found['left_behind'])} objects left, peak memory "
+              f"{found['memory_peak_mb']} MB (+{found['memory_added_mb']} MB), seat start-up {s['min']}–{s['max']} s "
+              f"(median {s['median']}), class start {found['class_start_seconds']} s |")
+        return 1 if found["failures"] or found["left_behind"] else 0
 
     from helpers.connection import connect
 

@@ -61,3 +61,9 @@ c.JupyterHub.load_roles = [{
     "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
     "services": ["idle-culler"],
 }]
+
+# `./course bench --class N` signs learners in through the REST API with a token of its own
+if os.environ.get("COURSE_BENCH_TOKEN"):
+    c.JupyterHub.services.append({"name": "course-bench", "api_token": os.environ["COURSE_BENCH_TOKEN"]})
+    c.JupyterHub.load_roles.append({"name": "course-bench", "services": ["course-bench"],
+                                    "scopes": ["admin:users", "admin:servers", "list:users", "read:users"]})

@@ -42,7 +42,9 @@ SITE = Path(f"lib/python{sys.version_info.major}.{sys.version_info.minor}/site-p
 #: editable install of the course, whose files are copied instead).
 LEFT_OUT = ("playwright", "__editable__", "_docker_course_helpers", "docker_course_helpers")
 #: The course's own files in the image.
-COURSE_FILES = ("notebooks", "helpers", "README.md")
+COURSE_FILES = ("notebooks", "helpers", "README.md",
+                # for `./course bench --class N`: a learner that checks cells as nbval does
+                "bench/__init__.py", "bench/learner.py", "tests/sanitize.cfg")
 LEARNER_UID = 1000
 HOME = "home/learner"
 
@@ -132,10 +134,12 @@ def write_rootfs(files: list[tuple[Path, str]], out: Path) -> None:
                 tar.addfile(info)
         # Debian's python3.11 package leaves the "python3" name to python3-minimal: the lab's
         # kernels and the spawner call python3
-        link = tarfile.TarInfo("usr/bin/python3")
-        link.type, link.linkname = tarfile.SYMTYPE, "python3.11"
-        if "usr/bin/python3" not in seen:
-            tar.addfile(link)
+        # and /bin/sh (dash, Debian's, is not needed: bash is there) runs a notebook's `!docker …`
+        for name, target in (("usr/bin/python3", "python3.11"), ("bin/sh", "bash")):
+            if name not in seen:
+                link = tarfile.TarInfo(name)
+                link.type, link.linkname = tarfile.SYMTYPE, target
+                tar.addfile(link)
 
 
 def _course_tar(files: list[tuple[Path, str]]) -> bytes:

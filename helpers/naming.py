@@ -16,6 +16,7 @@ import secrets
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +58,10 @@ class Run:
     client: docker.DockerClient
     topic: str
     id: str = field(default_factory=lambda: secrets.token_hex(3))
+    #: True once :meth:`cleanup` has begun: what the run's widgets would create now, nothing would
+    #: remove (the Clean-up cell has run), so they refuse and say so.
+    cleaned_up: bool = field(default=False, init=False)
+    _on_cleanup: list[Callable[[], None]] = field(default_factory=list, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.client, docker.DockerClient):
@@ -120,10 +125,28 @@ class Run:
                            "no folders, the run's own folder is chosen for you.")
         return self.files / filename
 
+    def on_cleanup(self, callback: Callable[[], None]) -> None:
+        """Have ``callback()`` called once, at the end of :meth:`cleanup` (at once if it has run):
+        a widget of this run stops following the daemon and says the run was cleaned up."""
+        if self.cleaned_up:
+            callback()
+        else:
+            self._on_cleanup.append(callback)
+
     def cleanup(self) -> dict[str, int]:
-        """Remove everything this run made; returns how many of each kind went."""
-        return remove_objects(self.client, self.filters, tag_prefix=self.prefix + "-",
-                              files=files_root() / self.prefix)
+        """Remove everything this run made; returns how many of each kind went.
+
+        Sets :attr:`cleaned_up` first (so a widget's button pressed meanwhile creates nothing the
+        removal would miss), then calls what :meth:`on_cleanup` registered, even if the removal failed.
+        """
+        self.cleaned_up = True
+        try:
+            return remove_objects(self.client, self.filters, tag_prefix=self.prefix + "-",
+                                  files=files_root() / self.prefix)
+        finally:
+            callbacks, self._on_cleanup = self._on_cleanup, []
+            for callback in callbacks:
+                callback()
 
 
 def remove_objects(client: docker.DockerClient, filters: dict[str, str], tag_prefix: str,

@@ -37,6 +37,8 @@ import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from playwright.async_api import TimeoutError as PlaywrightTimeout
+
 ROOT = Path(__file__).resolve().parent.parent
 ARTEFACTS = ROOT / ".state" / "artefacts" / "browser"
 VIEWPORT = {"width": 1280, "height": 800}
@@ -46,6 +48,10 @@ TABS = 2
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 #: The reprs a widget falls back to when JupyterLab cannot render it (no widget manager).
 WIDGET_REPR = re.compile(r"^(VBox|HBox|Box|Button|Dropdown|IntProgress|FloatProgress|HTML|Output|Text|Tab|Accordion)\(")
+
+
+class KernelStuck(RuntimeError):
+    """The notebook's kernel did not come back from a restart: the notebook is run once more."""
 
 
 class Unavailable(RuntimeError):
@@ -161,6 +167,7 @@ class Report:
     controls: list[str] = field(default_factory=list)      # what each click did, as checked
     control_failures: list[str] = field(default_factory=list)
     requests: list[str] = field(default_factory=list)
+    retried: str = ""                                      # why it was run a second time
 
 
 # --- JavaScript run in the page ------------------------------------------------------------------
@@ -172,6 +179,9 @@ PROMPTS_JS = """() => [...document.querySelectorAll('.jp-Notebook .jp-CodeCell')
   c.querySelector('.jp-InputPlaceholder') ? null : (c.querySelector('.jp-InputPrompt') || {}).textContent)"""
 BUSY_JS = """() => [...document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputPrompt')]
                     .some(e => e.textContent.includes('*'))"""
+STATUS_JS = """() => { const ind = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator');
+  return ind ? ind.dataset.status : null; }"""
+KERNEL_STUCK = 120
 KERNEL_IDLE_JS = """() => { const ind = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator');
   return !!ind && ind.dataset.status === 'idle'; }"""
 IDLE_JS = """() => { const ind = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator');
@@ -219,8 +229,23 @@ async def _run_and_wait(page, deadline: float, watch: int | None = None) -> None
     ran = f"""() => {{ const c = [...document.querySelectorAll('{CELLS}')][{watch if watch is not None else -1}];
       const p = c && c.querySelector('.jp-InputPrompt'); return !!p && /\\[\\d+\\]/.test(p.textContent); }}"""
     await page.wait_for_function(f"() => ({BUSY_JS})() || ({ran})()", polling=100, timeout=120_000)
-    left = max(1.0, deadline - time.monotonic())
-    await page.wait_for_function(IDLE_JS, polling=500, timeout=left * 1000)
+    stuck_since = None
+    while True:  # until idle; a kernel that stays "starting" 120 s (seen on a loaded machine) is stuck
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"the notebook still ran after {NOTEBOOK_TIMEOUT:.0f} s")
+        try:
+            await page.wait_for_function(IDLE_JS, polling=500, timeout=min(left, 10) * 1000)
+            return
+        except PlaywrightTimeout:
+            pass
+        status = await page.evaluate(STATUS_JS)
+        if status in ("starting", "restarting", "unknown", "dead", "autorestarting"):
+            stuck_since = stuck_since or time.monotonic()
+            if time.monotonic() - stuck_since > KERNEL_STUCK:
+                raise KernelStuck(f"the kernel stayed {status!r} for {KERNEL_STUCK} s")
+        else:
+            stuck_since = None
 
 
 def _cleanup_cell(nb_path: Path) -> int | None:
@@ -374,6 +399,16 @@ async def _scan(page, report: Report, stem: str, shots: bool) -> list[dict]:
 
 
 async def run_notebook(browser, lab: Lab, nb: Path, workspace: str, client) -> Report:
+    """:func:`run_once`, and once more if its kernel got stuck starting (the report says so)."""
+    report = await run_once(browser, lab, nb, workspace, client)
+    if report.problem.startswith("KernelStuck"):
+        first = report.problem
+        report = await run_once(browser, lab, nb, workspace + "-again", client)
+        report.retried = first
+    return report
+
+
+async def run_once(browser, lab: Lab, nb: Path, workspace: str, client) -> Report:
     report = Report(nb.name)
     started = time.monotonic()
     deadline = started + NOTEBOOK_TIMEOUT

@@ -6,12 +6,15 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+import threading
 
 import docker
+import ipywidgets as widgets
 import pytest
 
 from helpers import BASE_IMAGE
 from helpers.checks import nb01
+from helpers.connection import connect
 from helpers.errors import BadInput, CourseError, ImageNotAvailable, NotFound
 from helpers.images import (containerd_store, image_sizes, inspect_summary, layer_progress, list_images,
                             mirror_host, pull_events, pull_summary, refusal, removal_table, search,
@@ -288,6 +291,72 @@ def test_image_explorer_follows_the_dropdown(client, run, base):
     assert BASE_IMAGE in explorer.summary_view.value and "Imported from -" in explorer.history_view.value
     explorer.dropdown.value = run.image("explored")
     assert explorer.history.equals(ours_history)
+
+
+def shown(widget) -> str:
+    """Every HTML text a widget shows (what the learner reads in it), one string."""
+    if hasattr(widget, "children"):
+        return " ".join(shown(child) for child in widget.children)
+    return widget.value if isinstance(widget, widgets.HTML) else ""
+
+
+def test_image_explorer_says_in_itself_when_the_chosen_image_is_gone(client, run, base):
+    """The list offered an image another client removed meanwhile (a dropped event, or an explorer
+    that follows nothing): choosing it says so in the explorer, in one sentence, and drops it."""
+    build(client, run, "FROM busybox:1.35\nLABEL gone=soon\n", "gone")
+    explorer = ImageExplorer(client, [BASE_IMAGE, run.image("gone")])   # no run: it follows no events
+    client.api.remove_image(run.image("gone"))
+    explorer.dropdown.value = run.image("gone")                         # what the learner's choice does
+    said = shown(explorer.widget)
+    assert f"{run.image('gone')} is no longer on this daemon" in said, said
+    assert "choose another image" in said and "Traceback" not in said
+    assert explorer.message.count(": ") == 1 and explorer.message.endswith("choose another image.")
+    one_sentence(NotFound(explorer.message))
+    assert list(explorer.dropdown.options) == [BASE_IMAGE]              # the list is read again
+    assert explorer.dropdown.value == BASE_IMAGE and f"<b>{BASE_IMAGE}</b>: inspect summary" in explorer.summary_view.value
+
+
+def test_image_explorer_drops_an_image_another_client_removed(client, run, base):
+    """Without the learner running the cell again: the explorer follows the daemon's image events."""
+    build(client, run, "FROM busybox:1.35\nLABEL doomed=yes\n", "doomed")
+    build(client, run, "FROM busybox:1.35\nLABEL kept=yes\n", "kept")
+    explorer = image_explorer(client, run)
+    explorer.dropdown.value = run.image("doomed")
+    assert list(explorer.dropdown.options) == [run.image("doomed"), run.image("kept"), BASE_IMAGE]
+    said = threading.Event()     # the explorer says it last, after the new list and the new tables
+    explorer.status.observe(lambda change: "was removed" in change["new"] and said.set(), names="value")
+    connect().api.remove_image(run.image("doomed"))                      # another client: a second connection
+    assert said.wait(30), f"still offered after 30 s: {explorer.dropdown.options}"
+    assert list(explorer.dropdown.options) == [run.image("kept"), BASE_IMAGE]
+    assert explorer.dropdown.value == run.image("kept") and run.image("kept") in explorer.summary_view.value
+    assert f"{run.image('doomed')} was removed from the daemon meanwhile" in shown(explorer.widget)
+    # one thread per run: a second explorer of the run (its cell ran again) replaces the first
+    thread = explorer.follower.thread
+    again = image_explorer(client, run)
+    thread.join(10)
+    assert not thread.is_alive() and explorer.follower is None and "replaced this one" in explorer.message
+    # the clean-up ends the last one, and the explorer says why the run's images are gone
+    thread = again.follower.thread
+    run.cleanup()
+    thread.join(10)
+    assert not thread.is_alive() and again.follower is None
+    assert "This run was cleaned up" in shown(again.widget)
+    assert list(again.dropdown.options) == [BASE_IMAGE]
+    with pytest.raises(BadInput) as err:
+        image_explorer(client, run)
+    one_sentence(err.value)
+
+
+def test_image_explorer_says_when_the_daemons_event_stream_ended(client, run, base):
+    """What a daemon restart does to the explorer's stream (here the stream is cut from our side)."""
+    build(client, run, "FROM busybox:1.35\nLABEL streamed=yes\n", "streamed")
+    explorer = image_explorer(client, run)
+    follower = explorer.follower
+    follower._stream.close()                                   # not stop(): as if the daemon went away
+    follower.thread.join(10)
+    assert explorer.follower is None and "event stream ended" in shown(explorer.widget)
+    explorer.dropdown.value = BASE_IMAGE                       # the next choice follows the daemon again
+    assert explorer.follower is not None and explorer.follower.running and explorer.message == ""
 
 
 def test_image_explorer_bad_input(client, run):

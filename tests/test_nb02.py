@@ -8,6 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import docker  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
@@ -247,6 +248,41 @@ def test_panel_buttons_drive_the_daemon(client, run, pulled):
     assert "none" in panel.state.value
     with pytest.raises(BadInput):
         panel.press("explode")
+
+
+def test_panel_after_the_runs_cleanup_refuses_to_create_and_says_why(client, run, pulled):
+    panel = LifecyclePanel(client, run)
+    run.cleanup()                                                    # the notebook's Clean-up cell
+    assert "This run was cleaned up" in panel.message.value          # said at once, without a click
+    panel.buttons["create"].click()
+    assert client.api.containers(all=True, filters=run.filters) == []    # nothing left for no one to remove
+    assert _status(client, run.name("panel")) == "gone"
+    said = panel.message.value
+    assert "This run was cleaned up" in said and "creates nothing more" in said and "Traceback" not in said
+    assert panel.press("start").startswith("This run was cleaned up")
+
+
+def test_panel_says_when_its_container_was_removed_meanwhile(client, run, pulled):
+    panel = LifecyclePanel(client, run)
+    panel.buttons["create"].click()
+    panel.buttons["start"].click()
+    client.api.remove_container(run.name("panel"), force=True)      # another tab's docker rm -f
+    panel.buttons["stop"].click()
+    said = panel.message.value
+    assert f"{run.name('panel')} was removed outside the panel" in said, said
+    assert "press create to make a new one" in said and said.count(". ") == 0 and "Traceback" not in said
+    assert f"{run.name('panel')}</b> is <b>none" in panel.state.value
+    panel.buttons["create"].click()                                  # and the panel goes on
+    assert _status(client, run.name("panel")) == "created" and "created" in panel.message.value
+
+
+def test_panel_says_when_the_daemon_does_not_answer(client, run):
+    panel = LifecyclePanel(client, run)
+    panel.client = docker.DockerClient(base_url="unix:///nonexistent/docker.sock",
+                                       version=client.api.api_version)   # the daemon went away
+    assert "stopped answering" in panel.press("create")
+    assert "stopped answering" in panel.message.value and "Traceback" not in panel.message.value
+    assert _status(client, run.name("panel")) == "gone"
 
 
 def test_panel_bad_input(client, run):

@@ -3,7 +3,12 @@
 Every button calls docker-py and then asks the daemon for the container's state again, so what
 the panel shows is the daemon's answer, never a guess. A command that is not allowed in the
 current state (pause a stopped container, start a running one) shows one sentence in the panel —
-what went wrong and what to press instead — not a traceback.
+what went wrong and what to press instead — not a traceback; so does a container removed outside
+the panel (another tab, ``docker rm``), a daemon that stopped or restarted, and any other error of
+the daemon: a button's handler lets nothing out to JupyterLab's log console.
+
+Once the run's Clean-up cell has run (``run.cleanup()``), the panel creates nothing more — nothing
+would remove it before the kernel dies — and says so.
 
 >>> panel = LifecyclePanel(client, run)     # doctest: +SKIP
 >>> panel.widget                            # doctest: +SKIP
@@ -19,10 +24,15 @@ import docker
 import ipywidgets as W
 from docker.errors import APIError, NotFound as DockerNotFound
 
-from ..errors import BadInput, CourseError
+from ..errors import BadInput, CourseError, NotFound
 from ..base import BASE_IMAGE
 from ..lifecycle import POLITE_COMMAND, pause
 from ..naming import Run
+from .common import sentence, status_html
+
+#: What the panel says once the run was cleaned up.
+CLEANED_UP = ("This run was cleaned up (its Clean-up cell ran), so the panel creates nothing more: "
+              "run the notebook again from its Setup cell to use it.")
 
 ACTIONS = ("create", "start", "pause", "unpause", "stop", "restart", "rename", "remove")
 
@@ -74,28 +84,54 @@ class LifecyclePanel:
         self.state = W.HTML()
         self.message = W.HTML()
         self.logs = W.HTML()
-        self.widget = W.VBox([W.HBox(list(self.buttons.values())), self.new_name, self.state,
-                              self.message, self.logs])
+        # the buttons wrap onto a second row when the notebook is narrower than eight of them
+        self.widget = W.VBox([W.HBox(list(self.buttons.values()), layout=W.Layout(flex_flow="row wrap")),
+                              self.new_name, self.state, self.message, self.logs],
+                             layout=W.Layout(max_width="100%"))
         self.refresh()
+        run.on_cleanup(self._cleaned_up)
 
     # --- what the panel shows -------------------------------------------------------------------
 
     def current_state(self) -> str:
-        """The container's state as the daemon reports it now (``none`` before create / after remove)."""
+        """The container's state as the daemon reports it now (``none`` before create / after remove).
+
+        A container renamed outside the panel keeps its id: the panel follows it under its new name.
+        """
         if self.container_id is None:
             return "none"
         try:
-            return self.client.api.inspect_container(self.container_id)["State"]["Status"]
+            doc = self.client.api.inspect_container(self.container_id)
         except DockerNotFound:
             return "none"
+        self.name = doc["Name"].lstrip("/")
+        return doc["State"]["Status"]
 
     def refresh(self) -> None:
+        """Draw the container's state and last log lines as the daemon reports them now."""
         state = self.current_state()
         self.state.value = f"<b>{html.escape(self.name)}</b> is <b>{state}</b>"
         lines = ""
         if state != "none":
-            lines = self.client.api.logs(self.container_id, tail=self.log_lines).decode(errors="replace")
+            try:
+                lines = self.client.api.logs(self.container_id, tail=self.log_lines).decode(errors="replace")
+            except DockerNotFound:   # removed between the two questions
+                lines = ""
         self.logs.value = f"<pre>{html.escape(lines) or '(no log lines)'}</pre>"
+
+    def say(self, text: str, error: bool = False) -> None:
+        """Write one sentence under the buttons (red when something could not be done)."""
+        self.message.value = status_html(text, error)
+
+    def _cleaned_up(self) -> None:
+        """``run.cleanup()`` ran: the container went with the run's other objects; say so."""
+        try:
+            if self.current_state() == "none":
+                self.container_id, self.name = None, self.first_name
+            self.refresh()
+        except Exception:  # noqa: BLE001 — the daemon did not answer: the sentence below still holds
+            self.state.value = f"<b>{html.escape(self.name)}</b> is <b>unknown</b>"
+        self.say(CLEANED_UP)
 
     # --- the buttons ------------------------------------------------------------------------------
 
@@ -110,24 +146,49 @@ class LifecyclePanel:
             raise BadInput(f"{action!r} is not a button of the panel: use one of {', '.join(ACTIONS)}.")
         try:
             text = self._do(action)
-        except (APIError, CourseError) as err:
+        except Exception as err:  # noqa: BLE001 — a button's handler: the panel says it, nothing escapes
             text = self._explain(action, err)
-            self.message.value = f"<span style='color:#b00'>{html.escape(text)}</span>"
+            self.say(text, error=True)
         else:
-            self.message.value = html.escape(text)
-        self.refresh()
+            self.say(text)
+        try:
+            self.refresh()
+        except Exception as err:  # noqa: BLE001 — as above
+            text = sentence(err, f"read the state of {self.name}", self.client)
+            self.say(text, error=True)
         return text
 
+    def _gone(self) -> NotFound:
+        """The container the panel made is no longer on the daemon: forget it, and say so."""
+        gone, self.container_id, self.name = self.name, None, self.first_name
+        return NotFound(f"{gone} was removed outside the panel (another tab, `docker rm`, a clean-up), "
+                        "so there is nothing to act on: press create to make a new one.")
+
     def _do(self, action: str) -> str:
+        if self.run.cleaned_up:
+            raise CourseError(CLEANED_UP)
         api = self.client.api
+        made = self.container_id is not None
+        state = self.current_state()
+        if made and state == "none":
+            raise self._gone()
         if action == "create":
-            if self.current_state() != "none":
+            if state != "none":
                 raise BadInput(f"{self.name} already exists: remove it first to create a new one.")
             created = api.create_container(BASE_IMAGE, self.command, name=self.name, labels=self.run.labels)
             self.container_id = created["Id"]
             return f"created {self.name}"
-        if self.current_state() == "none":
+        if state == "none":
             raise BadInput(f"There is no container {self.name} yet: press create first.")
+        try:
+            return self._act(action)
+        except DockerNotFound:
+            if self.current_state() == "none":   # removed between the state's check and the command
+                raise self._gone() from None
+            raise
+
+    def _act(self, action: str) -> str:
+        api = self.client.api
         if action == "start":
             api.start(self.container_id)
         elif action == "pause":
@@ -153,11 +214,19 @@ class LifecyclePanel:
         """One sentence for a refused command: what state the container is in, and what to do."""
         if isinstance(err, CourseError):
             return str(err)
-        state = self.current_state()
+        if not isinstance(err, APIError) or isinstance(err, DockerNotFound):
+            return sentence(err, f"{action} {self.name}", self.client)
+        try:
+            state = self.current_state()
+        except Exception:  # noqa: BLE001 — the daemon itself failed: say its error
+            return sentence(err, f"{action} {self.name}", self.client)
         allowed = NEEDS.get(action, set())
         if allowed and state not in allowed:
             return f"Cannot {action} {self.name}: it is {state}, and {action} needs it " \
                    f"{' or '.join(sorted(allowed))} — {hint(action, state)}."
+        if action == "create" and err.status_code == 409:
+            return f"Cannot create {self.name}: a container of that name exists already (made outside this " \
+                   "panel, or by an earlier panel of this run): remove or rename it, then press create."
         if action == "rename":
             return f"Cannot rename {self.name} to {self.run.name(self.new_name.value.strip())}: " \
                    "that name is taken — choose another."
