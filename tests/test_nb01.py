@@ -133,6 +133,30 @@ def test_pull_progress_widget_follows_a_download():
     assert len(progress.events) == len(DOWNLOAD)
 
 
+def test_pull_progress_widget_on_the_containerd_store_and_on_errors():
+    """The containerd store sends no "Verifying Checksum", counts "Extracting" in seconds with no
+    total, and marks counts hidden (seen on Docker 28.5): the bar fills at "Download complete"."""
+    progress = PullProgress()
+    progress.follow([{"status": "Pulling from library/demo", "id": "1.0"},
+                     {"status": "Pulling fs layer", "progressDetail": {}, "id": "cccccccccccc"},
+                     {"status": "Download complete", "progressDetail": {"hidecounts": True}, "id": "cccccccccccc"},
+                     {"status": "Extracting", "progressDetail": {"current": 2, "units": "s"}, "id": "cccccccccccc"}])
+    bar = progress.bars["cccccccccccc"]
+    assert bar.value == bar.max and bar.bar_style == "info"
+    progress.update({"status": "Pull complete", "progressDetail": {"hidecounts": True}, "id": "cccccccccccc"})
+    assert bar.bar_style == "success"
+    progress.update({"error": "manifest unknown", "errorDetail": {"message": "manifest unknown"}})
+    assert "manifest unknown" in progress.status.value and "#b00" in progress.status.value
+
+    def broken():
+        yield DOWNLOAD[0]
+        raise ImageNotAvailable("demo:1.0 is neither on this daemon nor in the course registry: check the name.")
+    shown_progress = PullProgress()
+    with pytest.raises(ImageNotAvailable):
+        shown_progress.follow(broken())
+    assert "neither on this daemon" in shown_progress.status.value
+
+
 def test_layer_progress_and_summary():
     table = layer_progress(DOWNLOAD)
     assert list(table["LAYER"]) == ["aaaaaaaaaaaa", "bbbbbbbbbbbb"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pandas as pd
 import pytest
@@ -74,6 +75,12 @@ def test_containers_table_sparse_and_inspect_agree_with_docker_ps(client, run, b
     done = client.containers.run(BASE_IMAGE, ["sh", "-c", "exit 3"], name=run.name("done"), labels=run.labels,
                                  detach=True)
     done.wait()
+    # the listing is the daemon's view, updated just after `wait` returns (moby's container view
+    # DB): under load it may still say running for a moment; wait until it shows the exit
+    deadline = time.monotonic() + 30
+    while not client.containers.list(all=True, sparse=True, filters={**run.filters, "status": "exited"}):
+        assert time.monotonic() < deadline, "the listing never showed the exited container"
+        time.sleep(0.05)
     sparse = tables.containers_table(client.containers.list(all=True, sparse=True, filters=run.filters))
     full = tables.containers_table(client.containers.list(all=True, filters=run.filters))
     pd.testing.assert_frame_equal(sparse.drop(columns=["COMMAND"]), full.drop(columns=["COMMAND"]))
