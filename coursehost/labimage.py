@@ -142,9 +142,22 @@ def write_rootfs(files: list[tuple[Path, str]], out: Path) -> None:
                 tar.addfile(link)
 
 
+def _overrides() -> bytes:
+    """JupyterLab's settings for a class, as ``./course open`` sets them (coursehost/lab.py): no
+    news prompt, no update check, nothing fetched from the internet."""
+    import json
+
+    from .lab import CLASS_SETTINGS
+    return (json.dumps(CLASS_SETTINGS, indent=1, sort_keys=True) + "\n").encode()
+
+
 def _course_tar(files: list[tuple[Path, str]]) -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        data = _overrides()
+        info = tarfile.TarInfo("usr/share/jupyter/lab/settings/overrides.json")
+        info.size, info.mode = len(data), 0o644
+        tar.addfile(info, io.BytesIO(data))
         for source, inside in files:
             info = tar.gettarinfo(str(source), arcname=inside)
             info.uid = info.gid = LEARNER_UID
@@ -191,7 +204,7 @@ def ensure_image(client: docker.DockerClient, say=lambda msg: None) -> str:
     cannot be fetched."""
     base = ensure_base(client, say)
     files = course_files()
-    ref = f"{REPO}:{base.split(':')[1]}-{fingerprint(files)}"
+    ref = f"{REPO}:{base.split(':')[1]}-{fingerprint(files + [(Path(__file__).parent / 'lab.py', 'lab.py')])}"
     try:
         client.images.get(ref)
         return ref

@@ -18,6 +18,7 @@ These are the pieces :mod:`helpers.tables` does not cover because they are speci
 from __future__ import annotations
 
 import json
+import re
 import tarfile
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -288,16 +289,25 @@ def tar_digests(path: str | Path) -> dict[str, str]:
 
 # --- inspect ------------------------------------------------------------------------------------
 
-def inspect_summary(image: Any, without: Iterable[str] = ()) -> pd.DataFrame:
+#: A whole sha256 digest, as Ids and layer digests are written.
+_DIGEST = re.compile(r"sha256:([0-9a-f]{12})[0-9a-f]{52}")
+
+
+def inspect_summary(image: Any, without: Iterable[str] = (), short: bool = True) -> pd.DataFrame:
     """The inspect fields a learner needs (``tables.IMAGE_FIELDS``) as a (field, value) table,
     without the course's own bookkeeping labels (``org.dockercourse.*``, which hold run ids) and
     without the fields named in ``without`` (e.g. ``["Size", "RepoDigests"]``, whose values depend
-    on the daemon's image store)."""
+    on the daemon's image store). With ``short`` (the default) every sha256 digest is shown by its
+    first 12 hex digits and "…", as ``docker images`` shows Ids, so the table fits a notebook
+    (the whole values stay in ``image.attrs``)."""
     if isinstance(without, str) or not all(isinstance(f, str) for f in without):
         raise BadInput(f"without takes a list of field names such as ['Size'], not {without!r}.")
     fields = [f for f in IMAGE_FIELDS if f not in set(without)]
     table = inspect_table(attrs(image), fields, only_first=True)
-    return table[~table["field"].str.contains(NAMESPACE, regex=False)].reset_index(drop=True)
+    table = table[~table["field"].str.contains(NAMESPACE, regex=False)].reset_index(drop=True)
+    if short:
+        table["value"] = [_DIGEST.sub(r"sha256:\1…", v) if isinstance(v, str) else v for v in table["value"]]
+    return table
 
 
 # --- sizes --------------------------------------------------------------------------------------

@@ -131,6 +131,8 @@ async def _learner(pw_browser, klass: dict, name: str, out: dict) -> None:
         out[f"{name}_not_run"] = [i for i, p in enumerate(prompts) if p is not None and "[" in p and "]" in p
                                   and not any(ch.isdigit() for ch in p)]
         out[f"{name}_errors"] = report.errors
+        # the class's JupyterLab asks nothing of the internet: no news prompt (coursehost/lab.py's settings)
+        out[f"{name}_news_prompt"] = await page.locator("text=official Jupyter news").count()
         await page.screenshot(path=str(browser.ARTEFACTS / f"class-{name}-1280x800.png"))
     except Exception as err:  # noqa: BLE001 - the test says what went wrong, with a picture
         out[f"{name}_problem"] = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
@@ -187,6 +189,7 @@ def test_two_learners_each_run_a_notebook_in_their_own_seat(klass):
         assert not out.get(f"{name}_problem"), f"{name}'s lab: {out[f'{name}_problem']} " \
                                                f"(see .state/artefacts/browser/class-{name}-problem.png)"
         assert out[f"{name}_errors"] == [], f"{name}'s run of {NOTEBOOK} shows errors: {out[f'{name}_errors'][:2]}"
+        assert out[f"{name}_news_prompt"] == 0, f"{name}'s lab asks about Jupyter news"
     client = klass["client"]
     for name in LEARNERS:
         seat = classroom.Seat(klass["id"], name)

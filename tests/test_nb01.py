@@ -293,6 +293,9 @@ def test_inspect_summary_hides_only_course_labels(client, run, base):
     assert fields[0] == "Id" and "Config.Labels.lesson" in fields and "Config.ExposedPorts.80/tcp" in fields
     assert not [f for f in fields if "org.dockercourse." in f]
     assert "RootFS.Layers[0]" in fields and "Size" in fields
+    # digests shown short, as `docker images` shows Ids, so the table fits a notebook; whole on request
+    assert table["value"].iloc[0] == image.id[:19] + "…" and len(table["value"].iloc[0]) == 20
+    assert inspect_summary(image, short=False)["value"].iloc[0] == image.id
     fewer = list(inspect_summary(image, without=["Size", "RepoDigests"])["field"])
     assert fewer == [f for f in fields if f != "Size" and not f.startswith("RepoDigests")]
     with pytest.raises(BadInput) as err:
