@@ -123,9 +123,26 @@ async def _learner(pw_browser, klass: dict, name: str, out: dict) -> None:
         await page.wait_for_function(f"() => document.querySelectorAll('{cells}').length > 5", timeout=120_000)
         await page.wait_for_function(browser.KERNEL_IDLE_JS, polling=500, timeout=180_000)
         await browser._menu(page, "Edit", "Clear Outputs of All Cells")
-        await browser._menu(page, "Kernel", "Restart Kernel and Run All Cells…")
-        await browser._accept_dialog(page)
-        await browser._run_and_wait(page, time.monotonic() + browser.NOTEBOOK_TIMEOUT)
+        # the kernel was started a moment ago for this notebook: run it as it is. (Restarting it
+        # resets its websocket, and configurable-http-proxy then logs "read ECONNRESET"
+        # (jupyterhub/configurable-http-proxy#557); under load JupyterLab may briefly show
+        # "Server unavailable", which a learner dismisses: the test does the same, and says so.)
+        lost = page.locator(".jp-Dialog:has-text('Server unavailable') button:has-text('Dismiss')")
+        if await lost.count():
+            out[f"{name}_dismissed"] = 1
+            await lost.first.click()
+        await browser._menu(page, "Run", "Run All Cells")
+        deadline = time.monotonic() + browser.NOTEBOOK_TIMEOUT
+        while True:
+            try:
+                await browser._run_and_wait(page, deadline)
+                break
+            except Exception:
+                if await lost.count() and time.monotonic() < deadline:
+                    out[f"{name}_dismissed"] = out.get(f"{name}_dismissed", 0) + 1
+                    await lost.first.click()
+                    continue
+                raise
         await browser._scan(page, report, f"class-{name}-{Path(NOTEBOOK).stem}", shots=False)
         prompts = await page.evaluate(browser.PROMPTS_JS)
         out[f"{name}_not_run"] = [i for i, p in enumerate(prompts) if p is not None and "[" in p and "]" in p
@@ -146,11 +163,11 @@ async def _teacher_sees(pw_browser, klass: dict, out: dict) -> None:
     context = await pw_browser.new_context(viewport=browser.VIEWPORT, locale="en-US")
     page = await context.new_page()
     try:
-        await page.goto(f"{klass['base']}/hub/login")
+        await page.goto(f"{klass['base']}/hub/login?next=%2Fhub%2Fadmin")   # the admin page, no seat
         await page.fill("#username_input", "teacher")
         await page.fill("#password_input", klass["teacher"])
         await page.click("#login_submit")
-        await page.goto(f"{klass['base']}/hub/admin")
+        await page.wait_for_url("**/hub/admin**", timeout=60_000)
         for name in LEARNERS:
             await page.wait_for_selector(f"text={name}", timeout=60_000)
         out["admin_page"] = await page.inner_text("body")
