@@ -172,11 +172,24 @@ def _download(wanted: dict[str, tuple[str, str]], into: Path, closure: bool = Fa
 def fetch(lane: str) -> Path:
     """Make sure ``lane``'s packages are unpacked; return its folder (quick when they are).
 
-    Raises :class:`AptFailed` when they cannot be fetched, saying why in one sentence.
+    One process at a time fetches (a lock file in ``.state/debian/``): ``./course``'s prefetch,
+    the DinD pass and two tests may ask for the same lane at once, and the others then find it
+    done. Raises :class:`AptFailed` when they cannot be fetched, saying why in one sentence.
     """
+    import fcntl
+
     target = lane_dir(lane)
     if (target / ".complete").exists():
         return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / ".fetch.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)   # every lane: the plain lanes share one apt folder
+        if (target / ".complete").exists():
+            return target
+        return _fetch(lane, target)
+
+
+def _fetch(lane: str, target: Path) -> Path:
     wanted = pins(lane)
     suites = {suite for suite, _ in wanted.values()}
     apt, closure = _apt_dir(lane), lane in CLOSURE_LANES

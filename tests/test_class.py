@@ -153,6 +153,12 @@ async def _learner(pw_browser, klass: dict, name: str, out: dict) -> None:
         await page.screenshot(path=str(browser.ARTEFACTS / f"class-{name}-1280x800.png"))
     except Exception as err:  # noqa: BLE001 - the test says what went wrong, with a picture
         out[f"{name}_problem"] = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+        try:   # what the page shows: an error output stops "Run All" there
+            await browser._scan(page, report, f"class-{name}-problem", shots=False)
+            if report.errors:
+                out[f"{name}_problem"] += " — the notebook shows: " + " | ".join(e[:600] for e in report.errors[:2])
+        except Exception:  # noqa: BLE001
+            pass
         browser.ARTEFACTS.mkdir(parents=True, exist_ok=True)
         await page.screenshot(path=str(browser.ARTEFACTS / f"class-{name}-problem.png"))
     finally:
