@@ -45,12 +45,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import docker
-from docker.errors import APIError, ImageNotFound, NotFound
+from docker.errors import NotFound
 
 from . import debian, procs, registry
 from helpers import connection
 from .engine import GO_RUNTIME
 from helpers.errors import EngineError
+from . import imagekit
 from .imagekit import FIXED_MTIME
 
 REPO = "course-dind"
@@ -216,21 +217,15 @@ def ensure_image(client: docker.DockerClient) -> str:
     """Build the service's image on ``client``'s daemon unless it is there; returns its name."""
     files = rootfs_files()
     ref = f"{REPO}:{fingerprint(files)}"
-    try:
-        client.images.get(ref)
+    if imagekit.have(client, ref):
         return ref
-    except ImageNotFound:
-        pass
     started = time.monotonic()
     say(f"building the Docker-in-Docker image {ref} from the dind lane's dockerd {debian.version('dind', 'docker.io')} (once)")
     changes = ['ENTRYPOINT ["/entrypoint.sh"]', "ENV PATH=/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                'VOLUME ["/var/lib/docker"]', f'LABEL {SERVICE_LABEL}="dind-image"']
     repo, tag = ref.split(":")
     client.api.import_image_from_data(rootfs_tar(files), repository=repo, tag=tag, changes=changes)
-    for old in client.images.list(name=REPO):   # earlier builds (a Debian upgrade changed a binary)
-        if ref not in old.tags:
-            with contextlib.suppress(APIError):
-                client.images.remove(old.id, force=True)
+    imagekit.remove_older(client, REPO, ref)   # earlier builds (a Debian upgrade changed a binary)
     say(f"built {ref} in {time.monotonic() - started:.1f} s")
     return ref
 

@@ -116,3 +116,24 @@ def publish(client: docker.DockerClient, store: str, catalogue_file: Path) -> li
     catalogue_file.parent.mkdir(parents=True, exist_ok=True)
     catalogue_file.write_text(json.dumps(CATALOGUE, indent=2))
     return pushed
+
+
+def have(client: docker.DockerClient, ref: str) -> bool:
+    """Whether ``client``'s daemon has the image ``ref`` (the machinery's images are built once
+    per change of what goes into them, and named by a hash of it)."""
+    try:
+        client.images.get(ref)
+        return True
+    except docker.errors.ImageNotFound:
+        return False
+
+
+def remove_older(client: docker.DockerClient, repo: str, keep: str) -> None:
+    """Remove the images of ``repo`` other than ``keep``: earlier builds, made of what has since
+    changed (a Debian upgrade, a new pin, a changed notebook)."""
+    for old in client.images.list(name=repo):
+        if keep not in old.tags:
+            try:
+                client.images.remove(old.id, force=True)
+            except docker.errors.APIError:
+                pass

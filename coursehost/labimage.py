@@ -29,9 +29,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import docker
-from docker.errors import ImageNotFound
 
-from . import debian
+from . import debian, imagekit
 from helpers.errors import EngineError
 
 REPO = "course-lab"
@@ -167,24 +166,12 @@ def _course_tar(files: list[tuple[Path, str]]) -> bytes:
     return buf.getvalue()
 
 
-def _remove_older(client: docker.DockerClient, repo: str, keep: str) -> None:
-    for old in client.images.list(name=repo):
-        if keep not in old.tags:
-            try:
-                client.images.remove(old.id, force=True)
-            except docker.errors.APIError:
-                pass
-
-
 def ensure_base(client: docker.DockerClient, say=lambda msg: None) -> str:
     """Build the base image (Debian's Python, the packages, the docker CLI) unless it is there."""
     files = _course_sources()
     ref = f"{REPO}-base:{fingerprint(files)}"
-    try:
-        client.images.get(ref)
+    if imagekit.have(client, ref):
         return ref
-    except ImageNotFound:
-        pass
     started = time.monotonic()
     say(f"building the class's lab image {ref} from Debian's Python and the pinned packages (once, about a minute)")
     with tempfile.TemporaryDirectory(prefix="course-lab-") as tmp:
@@ -193,7 +180,7 @@ def ensure_base(client: docker.DockerClient, say=lambda msg: None) -> str:
         repo, tag = ref.split(":")
         client.api.import_image_from_file(str(tar), repository=repo, tag=tag,
                                           changes=['LABEL org.dockercourse.service="lab-image"'])
-    _remove_older(client, f"{REPO}-base", ref)
+    imagekit.remove_older(client, f"{REPO}-base", ref)
     say(f"built {ref} in {time.monotonic() - started:.0f} s")
     return ref
 
@@ -205,11 +192,8 @@ def ensure_image(client: docker.DockerClient, say=lambda msg: None) -> str:
     base = ensure_base(client, say)
     files = course_files()
     ref = f"{REPO}:{base.split(':')[1]}-{fingerprint(files + [(Path(__file__).parent / 'lab.py', 'lab.py')])}"
-    try:
-        client.images.get(ref)
+    if imagekit.have(client, ref):
         return ref
-    except ImageNotFound:
-        pass
     changes = {"User": str(LEARNER_UID), "WorkingDir": f"/{HOME}/course",
                "Env": [f"HOME=/{HOME}", "PATH=/usr/local/bin:/usr/bin:/bin", f"PYTHONPATH=/{HOME}/course"],
                "Entrypoint": ["/usr/bin/tini", "-g", "--"], "Cmd": ["python3", "-m", "jupyterhub.singleuser"],
@@ -223,5 +207,5 @@ def ensure_image(client: docker.DockerClient, say=lambda msg: None) -> str:
                           message="the course's notebooks and helpers")
     finally:
         holder.remove(force=True)
-    _remove_older(client, REPO, ref)
+    imagekit.remove_older(client, REPO, ref)
     return ref
