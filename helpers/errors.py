@@ -91,7 +91,10 @@ def explain(err: BaseException, client=None) -> CourseError | None:  # noqa: ANN
     if isinstance(err, docker.errors.APIError):
         url = str(getattr(getattr(err, "response", None), "url", "") or "")
         unreachable = ("dial tcp", "no such host", "connection refused", "i/o timeout", "TLS handshake")
-        if "/images/create" in url and any(s in text for s in unreachable):
+        # the containerd image store (Docker 28) says the mirror had no such name instead of
+        # trying Docker Hub: 'failed to resolve reference "docker.io/library/x:v1": …: not found'
+        missing = ("failed to resolve reference" in text and "not found" in text) or "manifest unknown" in text
+        if "/images/create" in url and (missing or any(s in text for s in unreachable)):
             image = _pulled(url)
             if _mirrors_answer(client):
                 return ImageNotAvailable(

@@ -153,6 +153,9 @@ def _hub_lookups_from(address: str) -> int:
     return sum(1 for line in lines if "query registry-1.docker.io." in line and f"from {address}:" in line)
 
 
+@pytest.mark.skipif(not LOCAL_DOCKER_HOST.startswith("unix://"),
+                    reason="starts a Docker-in-Docker service and reaches it from this machine: needs the daemon on a "
+                           "local socket")
 def test_daemon_without_mirror_says_so(client):
     """A class's daemon nobody pointed at the course registry, with no internet: the setup
     cell's check says so in one sentence and names the fix — and the service, offline by

@@ -28,8 +28,20 @@ from coursehost.engine import GO_RUNTIME
 from helpers.errors import DaemonNotAnswering, DaemonNotFound, ImageNotAvailable, NotFound, explain
 
 ROOT = Path(__file__).resolve().parent.parent
-pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not all(shutil.which(c) for c in ("dockerd", "unshare", "nsenter")),
-                                reason="a private dockerd needs root, Debian's docker.io and util-linux")
+def _engine_lane_path() -> str | None:
+    """PATH with the engine lane's programs first (dockerd, containerd, runc), or None where the
+    lane cannot be had (no apt here)."""
+    from coursehost import debian
+    try:
+        return debian.path_with("engine") if debian.fetch("engine") else None
+    except debian.AptFailed:
+        return None
+
+
+ENGINE_PATH = _engine_lane_path() if os.geteuid() == 0 else None
+pytestmark = pytest.mark.skipif(ENGINE_PATH is None or not all(shutil.which(c) for c in ("unshare", "nsenter")),
+                                reason="a private dockerd needs root, the engine lane of versions.toml "
+                                       "(coursehost/debian.py) and util-linux")
 
 
 def free_port_pair() -> int:
@@ -66,7 +78,8 @@ class PrivateDaemon:
         # In a network namespace of its own: dockerd --bridge none deletes any link named docker0
         # it can see, and on the host that is the course engine's. Here it sees only its own lo.
         self.proc = procs.spawn(["unshare", "--net", "sh", "-c", 'ip link set lo up && exec "$@"', "sh", *dockerd],
-                                self.folder / "dockerd.log", env={**os.environ, **GO_RUNTIME})  # as the course's
+                                self.folder / "dockerd.log",
+                                env={**os.environ, **GO_RUNTIME, "PATH": ENGINE_PATH})  # as the course's
         procs.wait_until(self.answers, "the private dockerd", self.folder / "dockerd.log", timeout=60, proc=self.proc)
         return self.client()
 
