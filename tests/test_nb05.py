@@ -158,7 +158,7 @@ def test_veth_pairs_and_topology(client, run, pulled):
     assert pairs[0].host.master == network.bridge_name(client, net)
     assert "Hello from the Docker course" in network.http_get(client, network.host_port(web))
     topo = topology_table(client, run, [net], [web])
-    assert topo["ends match"].all() and topo["published"][0].endswith("->80/tcp")
+    assert topo["ends ok"].all() and topo["published"][0].endswith("->80/tcp")
     assert draw_topology(topo) is not None
 
 

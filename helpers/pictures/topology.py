@@ -18,7 +18,7 @@ from ..errors import BadInput
 from ..naming import Run
 from ..network import bridge_name, host_links, links, subnet_of
 
-COLUMNS = ("bridge", "network", "subnet", "container", "IP", "inside", "host end", "ends match", "published")
+COLUMNS = ("bridge", "network", "subnet", "container", "IP", "inside", "host end", "ends ok", "published")
 
 
 def _published(container: Container) -> str:
@@ -32,7 +32,7 @@ def topology_table(client: docker.DockerClient, run: Run, networks: Sequence[Net
     ends of its veth pair (read live: ``ip -o link`` and sysfs ``iflink`` inside and on the host,
     see :data:`helpers.network.LINKS_COMMAND`), and published ports.
 
-    ``ends match`` is True when the host end's partner is the container's interface and vice versa
+    ``ends ok`` is True when the host end's partner is the container's interface and vice versa
     (by ifindex) and the host end's master is the network's bridge. Returns a DataFrame with the
     columns :data:`COLUMNS`; raises :class:`BadInput` when no network or no container is given.
     """
@@ -54,7 +54,7 @@ def topology_table(client: docker.DockerClient, run: Run, networks: Sequence[Net
             rows.append({"bridge": bridge, "network": net.name, "subnet": str(subnet), "container": c.name,
                          "IP": ep["IPAddress"], "inside": inside.label if inside else "",
                          "host end": host.label if host else "",
-                         "ends match": bool(host and inside and host.peer == inside.index and host.master == bridge),
+                         "ends ok": bool(host and inside and host.peer == inside.index and host.master == bridge),
                          "published": _published(c)})
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
