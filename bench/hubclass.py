@@ -106,8 +106,10 @@ def run(learners: int, port: int = 8010) -> dict[str, Any]:
                                  + " ".join(f"notebooks/{n}" for n in notebooks) + " >/tmp/learner.log 2>&1; "
                                  "cat /tmp/learner.json"], workdir="/home/learner/course")
             try:
-                return json.loads(run_.output.decode())
-            except ValueError:
+                found = json.loads(run_.output.decode())
+                return {"failures": [[r["notebook"], f] for r in found["notebooks"] for f in r["failures"]]
+                        + [[n, "did not run"] for n in notebooks if n not in {r["notebook"] for r in found["notebooks"]}]}
+            except (ValueError, KeyError, TypeError):
                 return {"failures": [["all", "learner.py did not report", run_.output.decode()[-500:]]]}
 
         t = time.monotonic()
