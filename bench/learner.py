@@ -142,6 +142,43 @@ def _execute(client: Any, nb: Any, compare: _Cell, unrun: set[int], reference: d
     return kernel_pid
 
 
+def compare_saved(ran: Path, committed: Path, patterns: dict[str, str] | None = None,
+                  upto: int | None = None) -> list[str]:
+    """The cells of notebook file ``ran`` (run and saved elsewhere, e.g. by JupyterLab) whose
+    outputs differ from ``committed``'s, as nbval compares them (``tests/sanitize.cfg``, the
+    cells' markers, stream coalescing); code cells from index ``upto`` on are not compared.
+
+    Returns one line per differing cell or error output ([] when all match); an empty list is
+    returned only if at least one cell was compared (else one line saying none was).
+    """
+    import nbformat
+    from nbval.plugin import coalesce_streams, get_sanitize_patterns
+
+    patterns = dict(get_sanitize_patterns(SANITIZE.read_text())) if patterns is None else patterns
+    ours, theirs = nbformat.read(ran, as_version=4), nbformat.read(committed, as_version=4)
+    if [c.source for c in ours.cells] != [c.source for c in theirs.cells]:
+        return [f"{ran.name}: its cells are not the committed notebook's"]
+    compare, failures, compared = _Cell(patterns), [], 0
+    for index, (cell, ref) in enumerate(zip(ours.cells, theirs.cells)):
+        if cell.cell_type != "code" or (upto is not None and index >= upto):
+            continue
+        options = _options(cell)
+        if options["skip"] or ref.execution_count is None:
+            continue
+        errors = [o for o in cell.outputs if o.output_type == "error"]
+        if errors and not options["check_exception"]:
+            failures.append(f"cell {index}: {errors[0].ename}: {errors[0].evalue}"[:300])
+            continue
+        compare.comparison_traceback = []
+        if options["check"]:
+            compared += 1
+            if not compare.same(coalesce_streams([nbformat.from_dict(o) for o in cell.outputs]),
+                                coalesce_streams([nbformat.from_dict(o) for o in ref.outputs])):
+                failures.append(f"cell {index}: outputs differ: "
+                                + " ".join(str(x) for x in compare.comparison_traceback)[:600])
+    return failures if compared else [f"{ran.name}: no cell was compared"]
+
+
 def _run_checked(path: Path, patterns: dict[str, str]) -> dict[str, Any]:
     try:
         return run_notebook(path, patterns)

@@ -168,6 +168,10 @@ class Report:
     control_failures: list[str] = field(default_factory=list)
     requests: list[str] = field(default_factory=list)
     retried: str = ""                                      # why it was run a second time
+    kernel_pid: int | None = None                          # its kernel (for the objects it left)
+    saved: str = ""                                        # the notebook as JupyterLab saved it
+    compared_upto: int | None = None                       # cells from here on not compared
+    mismatches: list[str] = field(default_factory=list)    # cells whose outputs differ from the committed ones
 
 
 # --- JavaScript run in the page ------------------------------------------------------------------
@@ -398,79 +402,133 @@ async def _scan(page, report: Report, stem: str, shots: bool) -> list[dict]:
     return scan
 
 
-async def run_notebook(browser, lab: Lab, nb: Path, workspace: str, client) -> Report:
-    """:func:`run_once`, and once more if its kernel got stuck starting (the report says so)."""
-    report = await run_once(browser, lab, nb, workspace, client)
-    if report.problem.startswith("KernelStuck"):
-        first = report.problem
-        report = await run_once(browser, lab, nb, workspace + "-again", client)
-        report.retried = first
-    return report
-
-
-async def run_once(browser, lab: Lab, nb: Path, workspace: str, client) -> Report:
-    report = Report(nb.name)
-    started = time.monotonic()
-    deadline = started + NOTEBOOK_TIMEOUT
-    context = await browser.new_context(viewport=VIEWPORT, locale="en-US")
-    context.on("request", lambda r: report.requests.append(r.url))
-    page = await context.new_page()
-    page.on("websocket", lambda ws: report.requests.append(ws.url))
+def kernel_pid(lab: Lab, name: str) -> int | None:
+    """The pid of the kernel the lab runs for notebook ``name`` (its session, then the process
+    whose command line names that kernel's connection file), or None."""
+    request = urllib.request.Request(f"{lab.base}/api/sessions", headers={"Authorization": f"token {lab.token}"})
     try:
-        n_cells = len(json.loads(nb.read_text())["cells"])
-        for attempt in range(3):
-            # a server that answers slowly (a loaded machine) can miss JupyterLab's theme deadline,
-            # which then says "Error Loading Theme" and draws no notebook: load the page again
-            await page.goto(lab.url(workspace, nb.name))
-            await page.wait_for_function(f"""() => document.querySelectorAll('{CELLS}').length === {n_cells}
-                                             || !!document.querySelector('.jp-Dialog')""", timeout=180_000)
-            dialog = page.locator(".jp-Dialog")
-            if not await dialog.count():
-                break
-            report.problem = f"JupyterLab said: {(await dialog.inner_text())[:200]!r}"
-        else:
-            return report
-        report.problem = ""
-        await page.wait_for_function(KERNEL_IDLE_JS, polling=500, timeout=180_000)
-        if not await page.is_visible("#filebrowser"):
-            await page.click(".jp-SideBar [data-id=filebrowser]")
-        # the course's notebooks open trusted: their saved rich outputs are shown as such
-        saved = await page.evaluate(SCAN_JS, WIDGET_MIME)
-        report.untrusted = [f"cell {o['cell']} ({o['mime']})" for o in saved
-                            if o["mime"] in ("text/html", "image/png", "image/svg+xml") and not o["trusted"]]
-        await _menu(page, "Edit", "Clear Outputs of All Cells")
-        cleanup = _cleanup_cell(nb) if any(k in nb.read_text() for k in CONTROL_MAKERS) else None
-        if cleanup:
-            await _select_cell(page, cleanup - 1)
-            await _menu(page, "Kernel", "Restart Kernel and Run up to Selected Cell…")
-        else:
-            await _menu(page, "Kernel", "Restart Kernel and Run All Cells…")
-        await _accept_dialog(page)
-        await _run_and_wait(page, deadline)
-        scan = await _scan(page, report, nb.stem, shots=True)
-        if cleanup:
-            if not report.errors:
-                await _controls(page, client, report, scan)
-            await _select_cell(page, cleanup)
-            # JupyterLab offers "… and All Below" only when there is a cell below
-            last = cleanup == len(json.loads(nb.read_text())["cells"]) - 1
-            await _menu(page, "Run", "Run Selected Cell and Do not Advance" if last else "Run Selected Cell and All Below")
-            await _run_and_wait(page, deadline, watch=cleanup)
-            after = Report(nb.name)  # the error outputs of the whole notebook, now that all of it ran
-            await _scan(page, after, nb.stem, shots=False)
-            report.errors = after.errors
-        prompts = await page.evaluate(PROMPTS_JS)
-        report.not_run = [i for i, p in enumerate(prompts) if p is not None and not re.search(r"\[\d+\]", p)]
-    except Exception as err:  # noqa: BLE001 - reported by the test, with a picture of the page
-        report.problem = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            sessions = json.load(answer)
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+    ids = [x["kernel"]["id"] for x in sessions if x.get("path", "").endswith(name) and x.get("kernel")]
+    for pid in (p for p in os.listdir("/proc") if p.isdigit()) if ids else ():
         try:
-            await page.screenshot(path=str(ARTEFACTS / f"{nb.stem}-problem.png"))
-        except Exception:  # noqa: BLE001
-            pass
+            if f"kernel-{ids[0]}.json".encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                return int(pid)
+        except OSError:
+            continue
+    return None
+
+
+async def open_lab(page, lab: Lab, workspace: str) -> None:
+    """Load JupyterLab in ``page`` (its own workspace), with the file browser open and listing."""
+    for attempt in range(3):
+        # a server that answers slowly (a loaded machine) can miss JupyterLab's theme deadline,
+        # which then says "Error Loading Theme" and draws no notebook: load the page again
+        await page.goto(lab.url(workspace))
+        await page.wait_for_function("""() => document.querySelectorAll('.jp-DirListing-item').length > 0
+                                         || !!document.querySelector('.jp-Dialog')""", timeout=180_000)
+        dialog = page.locator(".jp-Dialog")
+        if not await dialog.count():
+            return
+        if attempt == 2:
+            raise RuntimeError(f"JupyterLab said: {(await dialog.inner_text())[:200]!r}")
+
+
+async def run_in_page(page, lab: Lab, nb: Path, client, report: Report) -> None:
+    """Open ``nb`` from the file browser of the JupyterLab loaded in ``page``, as a learner does,
+    run it all, check what it shows and click its controls, save it, close it and shut its kernel
+    down. Fills ``report``; raises what stopped it (the caller reports it)."""
+    deadline = time.monotonic() + NOTEBOOK_TIMEOUT
+    n_cells = len(json.loads(nb.read_text())["cells"])
+    if not await page.is_visible("#filebrowser"):
+        await page.click(".jp-SideBar [data-id=filebrowser]")
+    name = re.compile(rf"^\s*{re.escape(nb.name)}\s*$")
+    await page.locator(".jp-DirListing-itemText", has_text=name).dblclick()
+    await page.wait_for_function(f"""() => document.querySelectorAll('{CELLS}').length === {n_cells}
+                                     || !!document.querySelector('.jp-Dialog')""", timeout=180_000)
+    dialog = page.locator(".jp-Dialog")
+    if await dialog.count():
+        raise RuntimeError(f"JupyterLab said: {(await dialog.inner_text())[:200]!r}")
+    await page.wait_for_function(KERNEL_IDLE_JS, polling=500, timeout=180_000)
+    # the course's notebooks open trusted: their saved rich outputs are shown as such
+    saved = await page.evaluate(SCAN_JS, WIDGET_MIME)
+    report.untrusted = [f"cell {o['cell']} ({o['mime']})" for o in saved
+                        if o["mime"] in ("text/html", "image/png", "image/svg+xml") and not o["trusted"]]
+    await _menu(page, "Edit", "Clear Outputs of All Cells")
+    # the notebook's kernel is fresh (it started when the notebook opened): Run All, as a learner does
+    cleanup = _cleanup_cell(nb) if any(k in nb.read_text() for k in CONTROL_MAKERS) else None
+    if cleanup:
+        await _select_cell(page, cleanup)
+        await _menu(page, "Run", "Run All Above Selected Cell")
+    else:
+        await _menu(page, "Run", "Run All Cells")
+    await _run_and_wait(page, deadline)
+    scan = await _scan(page, report, nb.stem, shots=True)
+    if cleanup:
+        if not report.errors:
+            await _controls(page, client, report, scan)
+            report.compared_upto = cleanup   # after the clicks, the clean-up has more to remove
+        await _select_cell(page, cleanup)
+        # JupyterLab offers "… and All Below" only when there is a cell below
+        last = cleanup == n_cells - 1
+        await _menu(page, "Run", "Run Selected Cell and Do not Advance" if last else "Run Selected Cell and All Below")
+        await _run_and_wait(page, deadline, watch=cleanup)
+        after = Report(nb.name)  # the error outputs of the whole notebook, now that all of it ran
+        await _scan(page, after, nb.stem, shots=False)
+        report.errors = after.errors
+    prompts = await page.evaluate(PROMPTS_JS)
+    report.not_run = [i for i, p in enumerate(prompts) if p is not None and not re.search(r"\[\d+\]", p)]
+    report.kernel_pid = await asyncio.to_thread(kernel_pid, lab, nb.name)
+    await _menu(page, "File", "Save Notebook")
+    await page.wait_for_function("() => !document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) "
+                                 ".jp-mod-dirty')", timeout=60_000)
+    report.saved = str(lab.root / nb.name)
+    await _menu(page, "File", "Close and Shut Down Notebook…")
+    if await page.locator(".jp-Dialog").count():
+        await _accept_dialog(page)
+    await page.wait_for_function(f"() => document.querySelectorAll('{CELLS}').length === 0", timeout=60_000)
+
+
+async def tab(browser, lab: Lab, n: int, queue: asyncio.Queue, client, reports: dict) -> None:
+    """One browser tab of one learner: JupyterLab loaded once, the notebooks of ``queue`` opened
+    in it one after another. A notebook that fails is reported and the page loaded afresh; one
+    whose kernel got stuck starting is run once more (its report says so)."""
+    context = await browser.new_context(viewport=VIEWPORT, locale="en-US")
+    current: dict = {}
+    context.on("request", lambda r: current["report"].requests.append(r.url) if current else None)
+    page = await context.new_page()
+    page.on("websocket", lambda ws: current["report"].requests.append(ws.url) if current else None)
+    fresh = True
+    try:
+        while not queue.empty():
+            nb = queue.get_nowait()
+            retried = ""
+            for attempt in range(2):
+                report = current["report"] = Report(nb.name, retried=retried)
+                started = time.monotonic()
+                try:
+                    if fresh:
+                        await open_lab(page, lab, f"tab{n}-{nb.stem}-{attempt}")
+                        fresh = False
+                    await run_in_page(page, lab, nb, client, report)
+                except Exception as err:  # noqa: BLE001 - reported by the test, with a picture of the page
+                    report.problem = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+                    fresh = True
+                    try:
+                        await page.screenshot(path=str(ARTEFACTS / f"{nb.stem}-problem.png"))
+                    except Exception:  # noqa: BLE001
+                        pass
+                finally:
+                    report.seconds = round(time.monotonic() - started, 1)
+                if not report.problem.startswith("KernelStuck"):
+                    break
+                retried = report.problem
+            reports[nb.name] = report
     finally:
-        report.seconds = round(time.monotonic() - started, 1)
+        current.clear()
         await context.close()
-    return report
 
 
 async def chinese_interface(browser, lab: Lab) -> dict:
@@ -502,13 +560,8 @@ async def _pass(chromium_path: Path, lab: Lab, lab_zh: Lab | None, notebooks: li
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=str(chromium_path))
         try:
-            async def tab(n: int) -> None:
-                while not queue.empty():
-                    nb = queue.get_nowait()
-                    reports[nb.name] = await run_notebook(browser, lab, nb, f"tab{n}-{nb.stem}", client)
-
             zh = chinese_interface(browser, lab_zh) if lab_zh else asyncio.sleep(0, result=None)
-            *_, zh_result = await asyncio.gather(*(tab(n) for n in range(TABS)), zh)
+            *_, zh_result = await asyncio.gather(*(tab(browser, lab, n, queue, client, reports) for n in range(TABS)), zh)
         finally:
             await browser.close()
     return {"reports": reports, "zh": zh_result}
