@@ -186,8 +186,17 @@ def remove_objects(client: docker.DockerClient, filters: dict[str, str], tag_pre
         tags = [t for t in image.get("RepoTags") or [] if t != "<none>:<none>"]
         ours = [t for t in tags if RUN_TAG.search(t) and _strip_registry(t).startswith(tag_prefix)]
         if image["Id"] in labelled and len(ours) == len(tags):
-            if _gone_ok(lambda: api.remove_image(image["Id"], force=True)):
-                removed["images"] += 1
+            # tag by tag: the last name's removal deletes the image *and* its untagged parents (a
+            # classic build's steps); `rmi -f ID` of an image with several names leaves the parents
+            # dangling on the containerd image store (seen on Engine 28.5: one per run of 01)
+            try:
+                gone = [_gone_ok(lambda: api.remove_image(tag)) for tag in tags] if tags else \
+                    [_gone_ok(lambda: api.remove_image(image["Id"], force=True))]
+            except APIError as err:
+                if err.status_code != 409:
+                    raise
+                gone = [_gone_ok(lambda: api.remove_image(image["Id"], force=True))]
+            removed["images"] += any(gone)
             continue
         for tag in ours:
             if _gone_ok(lambda: api.remove_image(tag)):

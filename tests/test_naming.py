@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 
+import docker
 import pytest
 
 from helpers import BASE_IMAGE
@@ -131,3 +132,20 @@ def test_other_network_errors_and_a_network_held_too_long_are_raised():
     with pytest.raises(APIError):
         remove_network_when_free(forever, "x", timeout=0.3)
     assert 1 < forever.calls < 100                            # retried, briefly, then given up
+
+
+def test_cleanup_leaves_no_dangling_parent_of_an_image_with_two_names(client, run):
+    """A classic build's step images go with the run's image, however many names it has: removed
+    by Id with force, an image with two names left its parent dangling on the containerd store."""
+    import io
+
+    dockerfile = "FROM busybox:1.35\nLABEL step=one\nLABEL " + \
+        " ".join(f'{k}="{v}"' for k, v in run.labels.items()) + "\n"
+    image, _ = client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=run.image("two-names"),
+                                   rm=True, nocache=True, network_mode="none")
+    image.tag(run.name("two-names"), "v2")
+    parent = image.attrs.get("Parent") or client.api.history(image.id)[1]["Id"]
+    assert parent and parent != "<missing>", "the build made no step image to check"
+    assert run.cleanup()["images"] == 1
+    with pytest.raises(docker.errors.ImageNotFound):
+        client.images.get(parent)
