@@ -50,8 +50,9 @@ def cli_env() -> dict[str, str]:
 
 
 #: The containerd image store fails a whole image listing when another client removes an image
-#: meanwhile (the error of moby/moby#46077): a command that failed so is run again.
-LISTING_RACE = "failed to read config content"
+#: meanwhile (the errors of moby/moby#46077: its config, or its manifest, "content digest …: not
+#: found"): a command that failed so is run again.
+LISTING_RACE = re.compile(r"failed to read config content|content digest sha256:[0-9a-f]{64}: not found")
 LISTING_ATTEMPTS = 5
 
 
@@ -66,7 +67,7 @@ def run_cli(command: str, substitutions: dict[str, str] | None = None, check: bo
     for _ in range(LISTING_ATTEMPTS):
         done = subprocess.run([docker_cli(), *argv[1:]], input=stdin, capture_output=True, text=True,
                               timeout=timeout, env=cli_env())
-        if done.returncode == 0 or LISTING_RACE not in done.stderr:
+        if done.returncode == 0 or not LISTING_RACE.search(done.stderr):
             break
     if check and done.returncode != 0:
         raise AssertionError(f"`{command}` failed ({done.returncode}): {done.stderr.strip()}")

@@ -121,7 +121,12 @@ async def _learner(pw_browser, klass: dict, name: str, out: dict) -> None:
         out[f"{name}_dismissed"] = out.get(f"{name}_dismissed", 0) + 1
         await dialog.locator("button", has_text="Dismiss").click()
 
+    async def close(dialog) -> None:
+        out[f"{name}_load_errors"] = out.get(f"{name}_load_errors", 0) + 1
+        await dialog.locator("button", has_text="Close").click()
+
     await page.add_locator_handler(page.locator(".jp-Dialog", has_text="Server unavailable"), dismiss)
+    await page.add_locator_handler(page.locator(".jp-Dialog", has_text="File Load Error"), close)
     try:
         await page.goto(f"{klass['base']}/hub/login")
         await page.fill("#username_input", name)
@@ -130,25 +135,26 @@ async def _learner(pw_browser, klass: dict, name: str, out: dict) -> None:
         await page.wait_for_selector(".jp-LabShell", timeout=300_000)       # the seat is up, the lab loaded
         out[f"{name}_seat_seconds"] = round(time.monotonic() - started, 1)
         cells = browser.CELLS
+        setup = _setup_cell(NOTEBOOK)
         for attempt in range(3):
-            # configurable-http-proxy can drop a request when a websocket it proxies is reset
-            # ("Uncaught Exception: read ECONNRESET", jupyterhub/configurable-http-proxy#557):
-            # JupyterLab then shows "File Load Error … Failed to fetch". A learner opens the
+            # configurable-http-proxy can drop a request when a connection it proxies is reset
+            # ("Uncaught Exception: read ECONNRESET" / "write EPIPE" in its log,
+            # jupyterhub/configurable-http-proxy#557): JupyterLab then says "File Load Error …
+            # Failed to fetch" and closes the notebook. A learner closes the message and opens the
             # notebook again; so does the test, and it counts how often
             try:
                 await page.goto(f"{klass['base']}/user/{name}/lab/tree/notebooks/{NOTEBOOK}")
                 await page.wait_for_function(f"() => document.querySelectorAll('{cells}').length > 5",
                                              timeout=60_000)
                 await page.wait_for_function(browser.KERNEL_IDLE_JS, polling=500, timeout=120_000)
+                # the notebook's setup cell, run in the browser: the learner's kernel reaches their daemon
+                await browser._select_cell(page, setup)
+                await browser._menu(page, "Run", "Run Selected Cell and Do not Advance")
                 break
             except Exception:
                 if attempt == 2:
                     raise
                 out[f"{name}_reopened"] = attempt + 1
-        # the notebook's setup cell, run in the browser: the learner's kernel reaches their daemon
-        setup = _setup_cell(NOTEBOOK)
-        await browser._select_cell(page, setup)
-        await browser._menu(page, "Run", "Run Selected Cell and Do not Advance")
         try:
             await browser._run_and_wait(page, time.monotonic() + 90, watch=setup)
             out[f"{name}_browser_run"] = "ran"
@@ -279,7 +285,8 @@ def _class_through_the_browser_result(klass: dict) -> dict:
               f"{time.monotonic() - started:.1f} s (seats up in "
               f"{', '.join(str(_RESULTS['out'].get(f'{n}_seat_seconds')) for n in LEARNERS)} s); notebook opened "
               f"again after a dropped request: {sum(_RESULTS['out'].get(f'{n}_reopened', 0) for n in LEARNERS)}, "
-              f"'Server unavailable' dismissed: {sum(_RESULTS['out'].get(f'{n}_dismissed', 0) for n in LEARNERS)}; "
+              f"'Server unavailable' dismissed: {sum(_RESULTS['out'].get(f'{n}_dismissed', 0) for n in LEARNERS)}, "
+              f"'File Load Error' closed: {sum(_RESULTS['out'].get(f'{n}_load_errors', 0) for n in LEARNERS)}; "
               f"setup cell in the browser: {[_RESULTS['out'].get(f'{n}_browser_run') for n in LEARNERS]}")
     return _RESULTS["out"]
 
