@@ -33,6 +33,15 @@ def command_lines(proc: Path = Path("/proc")) -> dict[int, list[str]]:
     return found
 
 
+def parent_pid(pid: int, proc: Path = Path("/proc")) -> int | None:
+    """The parent of process ``pid`` (``/proc/PID/stat``'s fourth field), or None if it is gone."""
+    try:
+        stat = (proc / str(pid) / "stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
 def read_pid(pidfile: Path) -> int | None:
     """The pid in ``pidfile`` if that process is alive, else None."""
     try:

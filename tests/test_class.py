@@ -256,8 +256,12 @@ def test_two_learners_each_run_a_notebook_in_their_own_seat(klass):
         assert out[f"{name}_errors"] == [], f"{name}'s run of {NOTEBOOK} shows errors: {out[f'{name}_errors'][:2]}"
         assert out[f"{name}_news_prompt"] == 0, f"{name}'s lab asks about Jupyter news"
     client = klass["client"]
-    for name in LEARNERS:    # each learner's notebook, whole, in their own lab against their own daemon
-        report = _course_in_lab(client, classroom.Seat(klass["id"], name), NOTEBOOK)
+    # each learner's notebook, whole, in their own lab against their own daemon (both at once, as a class)
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(max_workers=len(LEARNERS)) as pool:
+        reports = dict(zip(LEARNERS, pool.map(
+            lambda name: _course_in_lab(client, classroom.Seat(klass["id"], name), NOTEBOOK), LEARNERS)))
+    for name, report in reports.items():
         assert report.get("failures") == [], f"{name}'s {NOTEBOOK} in their lab: {report.get('failures')[:3]}"
     for name in LEARNERS:
         seat = classroom.Seat(klass["id"], name)
