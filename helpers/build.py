@@ -12,10 +12,12 @@ puts images' ``docker history`` next to each other.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shutil
 import subprocess
+import tarfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -265,7 +267,10 @@ def run_output(client: docker.DockerClient, image: str, command: list[str] | Non
 
     The container runs detached and its output is read from its log once it has exited: an
     attached ``docker run`` can lose a short container's output on a busy daemon
-    (moby/moby#27289), its log cannot. The container is removed afterwards.
+    (moby/moby#27289). Its log can too, at the end, under heavy load: once the process has
+    exited, dockerd waits at most 2 s for its output to be copied to the log before it closes the
+    log (``handleContainerExit`` in moby's ``daemon/monitor.go``). To know an image's files, use
+    :func:`image_files`, which runs nothing. The container is removed afterwards.
     """
     container = client.containers.run(image, command, detach=True, labels=dict(labels or {}), name=name)
     try:
@@ -273,3 +278,25 @@ def run_output(client: docker.DockerClient, image: str, command: list[str] | Non
         return code, container.logs().decode(errors="replace")
     finally:
         container.remove(force=True)
+
+
+def image_files(client: docker.DockerClient, image: str, folder: str,
+                labels: Mapping[str, str] | None = None) -> list[str]:
+    """The files (not folders) under ``folder`` in ``image``, as paths relative to it, sorted:
+    ``docker create IMAGE`` then ``docker cp CONTAINER:FOLDER -`` (docker-py ``get_archive``),
+    read from the tar. Nothing runs, so no output can be lost. The container is removed afterwards.
+
+    Raises :class:`NotFound` (one sentence) when the image has no such folder.
+    """
+    container = client.containers.create(image, labels=dict(labels or {}))
+    try:
+        try:
+            stream, _ = container.get_archive(folder)
+        except docker.errors.NotFound:
+            raise NotFound(f"{image[:19]} has no {folder}: look at the Dockerfile's COPY and WORKDIR lines.") from None
+        data = b"".join(stream)
+    finally:
+        container.remove(force=True)
+    top = Path(folder.rstrip("/")).name
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        return sorted(str(Path(m.name).relative_to(top)) for m in tar.getmembers() if m.isfile())

@@ -13,7 +13,7 @@ import pytest
 from python_on_whales.exceptions import DockerException
 
 from helpers import BadInput, CourseError, NotFound
-from helpers.build import (BuildFailed, build, cache_table, docker_host, history_side_by_side, steps, whales,
+from helpers.build import (BuildFailed, build, cache_table, docker_host, history_side_by_side, image_files, steps, whales,
                            write_context)
 from helpers.checks import nb06
 from helpers.connection import STATE_DIR
@@ -248,3 +248,15 @@ def test_cheat_sheet_runs(client, run):
     assert client.images.get(run.image("sheet", "build"))
     box.reload()
     assert box.status == "exited"
+
+
+def test_image_files_reads_the_image_not_a_runs_output(client, run):
+    """``image_files`` lists an image's files under a folder without running it (a run's output
+    can lose its end under load); a folder the image lacks is named in one sentence."""
+    image = client.images.pull("busybox", tag="1.35")
+    files = image_files(client, image.id, "/etc", labels=run.labels)
+    assert "passwd" in files and all(not f.startswith("/") for f in files)
+    with pytest.raises(NotFound, match="has no /nowhere"):
+        image_files(client, image.id, "/nowhere", labels=run.labels)
+    ours = [f"{k}={v}" for k, v in run.labels.items()]
+    assert client.containers.list(all=True, filters={"label": ours}) == [], "image_files left its container"

@@ -118,7 +118,10 @@ def test_inspect_table_flattens_and_orders(client, base):
 
 
 def test_top_table(client, run, base):
+    from helpers.lifecycle import wait_for_process
+
     c = client.containers.run(BASE_IMAGE, ["sleep", "60"], name=run.name("top"), labels=run.labels, detach=True)
+    wait_for_process(c, "sleep 60")   # just started, top may still see runc's "[runc:[2:INIT]]" under load
     top = tables.top_table(c.top())
     assert "PID" in top.columns and top["CMD"].tolist() == ["sleep 60"]
 
