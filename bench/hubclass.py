@@ -24,6 +24,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from bench.learner import report_failures
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -105,12 +107,7 @@ def run(learners: int, port: int = 8010) -> dict[str, Any]:
             run_ = lab.exec_run(["sh", "-c", "python3 -m bench.learner /tmp/learner.json --tabs 1 "
                                  + " ".join(f"notebooks/{n}" for n in notebooks) + " >/tmp/learner.log 2>&1; "
                                  "cat /tmp/learner.json"], workdir="/home/learner/course")
-            try:
-                found = json.loads(run_.output.decode())
-                return {"failures": [[r["notebook"], f] for r in found["notebooks"] for f in r["failures"]]
-                        + [[n, "did not run"] for n in notebooks if n not in {r["notebook"] for r in found["notebooks"]}]}
-            except (ValueError, KeyError, TypeError):
-                return {"failures": [["all", "learner.py did not report", run_.output.decode()[-500:]]]}
+            return {"failures": report_failures(run_.output.decode(errors="replace"), notebooks)}
 
         t = time.monotonic()
         with ThreadPoolExecutor(max_workers=learners) as pool:

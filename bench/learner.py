@@ -116,8 +116,6 @@ def run_notebook(path: Path, patterns: dict[str, str], timeout: float = CELL_TIM
 def _execute(client: Any, nb: Any, compare: _Cell, unrun: set[int], reference: dict[int, list],
              failures: list[str]) -> int | None:
     """Run every cell in the client's fresh kernel, noting failures; the kernel's pid."""
-    from nbval.plugin import coalesce_streams
-
     with client.setup_kernel():
         kernel_pid = getattr(client.km.provisioner, "pid", None)
         for index, cell in enumerate(nb.cells):
@@ -128,18 +126,29 @@ def _execute(client: Any, nb: Any, compare: _Cell, unrun: set[int], reference: d
                 continue
             cell.outputs = []
             client.execute_cell(cell, index)
-            errors = [o for o in cell.outputs if o.output_type == "error"]
-            if errors and not options["check_exception"]:
-                failures.append(f"cell {index}: {errors[0].ename}: {errors[0].evalue}"[:300])
-                continue
-            compare.comparison_traceback = []  # this cell's differences only
-            if options["check"] and index not in unrun and \
-                    not compare.same(coalesce_streams(cell.outputs), reference[index]):
-                detail = " ".join(str(x) for x in compare.comparison_traceback)[:600]
-                stderr = "".join(o.get("text", "") for o in cell.outputs if o.get("name") == "stderr")
-                detail += f" (stderr: {stderr[:200]!r})" if stderr else ""
-                failures.append(f"cell {index}: outputs differ: {detail}")
+            failure = _check_cell(index, cell, None if index in unrun else reference[index], options, compare)
+            if failure:
+                failures.append(failure)
     return kernel_pid
+
+
+def _check_cell(index: int, cell: Any, reference: list | None, options: dict[str, bool],
+                compare: _Cell) -> str | None:
+    """What is wrong with code cell ``index``, as nbval judges it: an error it may not raise, or
+    outputs that differ from ``reference`` (the committed ones, streams coalesced; None: not
+    compared). None when nothing is."""
+    from nbval.plugin import coalesce_streams
+
+    errors = [o for o in cell.outputs if o.output_type == "error"]
+    if errors and not options["check_exception"]:
+        return f"cell {index}: {errors[0].ename}: {errors[0].evalue}"[:300]
+    compare.comparison_traceback = []  # this cell's differences only
+    if options["check"] and reference is not None and not compare.same(coalesce_streams(cell.outputs), reference):
+        detail = " ".join(str(x) for x in compare.comparison_traceback)[:600]
+        stderr = "".join(o.get("text", "") for o in cell.outputs if o.get("name") == "stderr")
+        detail += f" (stderr: {stderr[:200]!r})" if stderr else ""
+        return f"cell {index}: outputs differ: {detail}"
+    return None
 
 
 def compare_saved(ran: Path, committed: Path, patterns: dict[str, str] | None = None,
@@ -165,17 +174,10 @@ def compare_saved(ran: Path, committed: Path, patterns: dict[str, str] | None = 
         options = _options(cell)
         if options["skip"] or ref.execution_count is None:
             continue
-        errors = [o for o in cell.outputs if o.output_type == "error"]
-        if errors and not options["check_exception"]:
-            failures.append(f"cell {index}: {errors[0].ename}: {errors[0].evalue}"[:300])
-            continue
-        compare.comparison_traceback = []
-        if options["check"]:
-            compared += 1
-            if not compare.same(coalesce_streams([nbformat.from_dict(o) for o in cell.outputs]),
-                                coalesce_streams([nbformat.from_dict(o) for o in ref.outputs])):
-                failures.append(f"cell {index}: outputs differ: "
-                                + " ".join(str(x) for x in compare.comparison_traceback)[:600])
+        compared += options["check"]
+        failure = _check_cell(index, cell, coalesce_streams(ref.outputs), options, compare)
+        if failure:
+            failures.append(failure)
     return failures if compared else [f"{ran.name}: no cell was compared"]
 
 
@@ -305,6 +307,29 @@ def gather(learners: list[tuple[Path, int | None]], workdir: Path | str = "") ->
             "leaked_runs": leaked_by(pids), "kernel_pids": sorted(pids)}
 
 
+def write_results(out: Path, started: float, notebooks: list[dict[str, Any]], **more: Any) -> None:
+    """A learner's results file: ``started``/``finished`` (epoch seconds), ``notebooks`` (one dict
+    each: notebook, seconds, failures, kernel_pid) and ``more``; written whole, then renamed, so a
+    reader waiting for it never sees half of it."""
+    partial = out.with_name(out.name + ".partial")
+    partial.write_text(json.dumps({"started": started, "finished": time.time(), **more, "notebooks": notebooks},
+                                  indent=1))
+    partial.replace(out)
+
+
+def report_failures(text: str, notebooks: list[str]) -> list[list[str]]:
+    """[notebook, what] for each failure in a learner's results file's ``text`` (as a learner in
+    a lab container prints it), and for each of ``notebooks`` it did not run; one entry when
+    ``text`` is no results file at all. [] when every notebook ran and passed."""
+    try:
+        found = json.loads(text)["notebooks"]
+        failures = [[r["notebook"], f] for r in found for f in r["failures"]]
+        ran = {r["notebook"] for r in found}
+    except (ValueError, KeyError, TypeError):
+        return [["all", "the learner did not report: " + text[-400:]]]
+    return failures + [[n, "did not run"] for n in notebooks if n not in ran]
+
+
 def nbval_times_file(classmate: Path) -> Path:
     """Where a test pass notes when its notebook cells ran, next to its classmate's results file
     (``COURSE_CLASSMATE``): tests/test_concurrency.py checks the two really ran at once."""
@@ -324,9 +349,7 @@ def main(argv: list[str]) -> int:
     out, paths = args.out, args.notebooks or course_notebooks()
     started = time.time()
     results = run_learner(paths, tabs=args.tabs)
-    partial = out.with_name(out.name + ".partial")
-    partial.write_text(json.dumps({"started": started, "finished": time.time(), "notebooks": results}, indent=1))
-    partial.replace(out)
+    write_results(out, started, results)
     return 0 if not any(r["failures"] for r in results) else 1
 
 

@@ -190,8 +190,7 @@ def remove_objects(client: docker.DockerClient, filters: dict[str, str], tag_pre
             # classic build's steps); `rmi -f ID` of an image with several names leaves the parents
             # dangling on the containerd image store (seen on Engine 28.5: one per run of 01)
             try:
-                gone = [_gone_ok(lambda: api.remove_image(tag)) for tag in tags] if tags else \
-                    [_gone_ok(lambda: api.remove_image(image["Id"], force=True))]
+                gone = [_gone_ok(lambda: api.remove_image(name, force=not tags)) for name in tags or [image["Id"]]]
             except APIError as err:
                 if err.status_code != 409:
                     raise

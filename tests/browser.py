@@ -411,14 +411,12 @@ def kernel_pid(lab: Lab, name: str) -> int | None:
             sessions = json.load(answer)
     except (urllib.error.URLError, OSError, ValueError):
         return None
+    from coursehost.procs import command_lines
+
     ids = [x["kernel"]["id"] for x in sessions if x.get("path", "").endswith(name) and x.get("kernel")]
-    for pid in (p for p in os.listdir("/proc") if p.isdigit()) if ids else ():
-        try:
-            if f"kernel-{ids[0]}.json".encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
-                return int(pid)
-        except OSError:
-            continue
-    return None
+    connection_file = f"kernel-{ids[0]}.json" if ids else None
+    return next((pid for pid, argv in command_lines().items()
+                 if connection_file and any(a.endswith(connection_file) for a in argv)), None)
 
 
 async def open_lab(page, lab: Lab, workspace: str) -> None:

@@ -9,14 +9,13 @@ They skip only when Chromium cannot be had here (no apt-get, or Debian's archive
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
 
 import pytest
 
-from bench.learner import compare_saved
+from bench.learner import compare_saved, write_results
 from tests import browser
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,10 +63,7 @@ def _write_classmate(out: Path, started: float, reports: list, problem: str) -> 
                  for r in sorted(reports, key=lambda r: r.name)]
     if problem:
         notebooks.append({"notebook": "(the browser pass)", "seconds": None, "kernel_pid": None, "failures": [problem]})
-    partial = out.with_name(out.name + ".partial")
-    partial.write_text(json.dumps({"started": started, "finished": time.time(), "learner": "JupyterLab in Chromium",
-                                   "notebooks": notebooks}, indent=1))
-    partial.replace(out)
+    write_results(out, started, notebooks, learner="JupyterLab in Chromium")
 
 
 def report(seen, nb: Path) -> browser.Report:

@@ -19,6 +19,7 @@ import pytest
 
 from coursehost import classroom, engine
 from helpers import connection
+from bench.learner import report_failures
 from tests import browser
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -227,18 +228,11 @@ def _setup_cell(notebook: str) -> int:
 def _course_in_lab(client, seat: classroom.Seat, notebook: str) -> dict:
     """The whole ``notebook`` run in the learner's lab container, in a fresh kernel, against the
     learner's daemon, every cell checked as nbval checks it (bench/learner.py, as ``./course bench
-    --class`` runs it); its report (``failures``: [notebook, cell, what])."""
-    import json
+    --class`` runs it); its report (``failures``: [notebook, what])."""
     lab = client.containers.get(seat.lab)
     done = lab.exec_run(["sh", "-c", f"python3 -m bench.learner /tmp/check.json notebooks/{notebook} "
                          ">/tmp/check.log 2>&1; cat /tmp/check.json"], workdir="/home/learner/course")
-    try:
-        found = json.loads(done.output.decode())["notebooks"]
-    except (ValueError, KeyError, TypeError):
-        return {"failures": [[notebook, "the learner did not report: " + done.output.decode()[-400:]]]}
-    if [r["notebook"] for r in found] != [notebook]:
-        return {"failures": [[notebook, f"the learner ran {[r['notebook'] for r in found]}"]]}
-    return {"failures": [[notebook, f] for r in found for f in r["failures"]]}
+    return {"failures": report_failures(done.output.decode(errors="replace"), [notebook])}
 
 
 def _in_lab(client, seat: classroom.Seat, code: str) -> str:
