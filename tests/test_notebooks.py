@@ -79,3 +79,33 @@ def test_no_checkpoints_or_build_output_committed():
                              cwd=NOTEBOOKS[0].parent.parent).stdout.split()
     bad = [t for t in tracked if ".ipynb_checkpoints" in t or t.endswith((".tar", ".pyc")) or "egg-info" in t]
     assert not bad, bad
+
+
+#: A listing of images straight from the API: on the containerd image store it fails as a whole
+#: ("content … not found") when another learner removes an image meanwhile (moby/moby#46077).
+RAW_IMAGE_LISTING = re.compile(r"\b(?:api\.images|images\.list)\s*\(")
+
+
+def raw_image_listings(code: str) -> list[str]:
+    """The lines of ``code`` (comments dropped, as tests/test_safety.py reads code) that list
+    images with a raw ``client.api.images(...)`` or ``client.images.list(...)``."""
+    from tests.test_safety import _without_comments
+
+    return [line.strip() for line in _without_comments(code).splitlines() if RAW_IMAGE_LISTING.search(line)]
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.name)
+def test_image_listings_are_asked_again_when_an_image_vanishes(nb):
+    """Every image listing in a notebook goes through ``list_images`` (helpers/images.py), which
+    asks again when the containerd store loses an image under it (01's "the image is gone" cell
+    once raised, in a class-sized run, with a raw listing)."""
+    found = [line for c in cells(nb) for line in raw_image_listings(source(c))]
+    assert not found, f"{nb.name} lists images without list_images: {found}"
+
+
+def test_a_raw_image_listing_is_found():
+    assert raw_image_listings('ids = {i["Id"] for i in client.api.images(all=True)}')
+    assert raw_image_listings("tags = [t for i in client.images.list() for t in i.tags]")
+    assert raw_image_listings('print("#", client.api.images())')      # a "#" in a string hides nothing
+    assert not raw_image_listings("ids = list_images(client, all=True)  # client.api.images(all=True)")
+    assert not raw_image_listings("images_table(list_images(client))")
