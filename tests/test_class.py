@@ -193,12 +193,20 @@ async def _teacher_sees(pw_browser, klass: dict, out: dict) -> None:
         await page.fill("#password_input", klass["teacher"])
         await page.click("#login_submit")
         await page.wait_for_url("**/hub/admin**", timeout=60_000)
-        for name in LEARNERS:
-            await page.wait_for_selector(f"text={name}", timeout=60_000)
+        # until every learner's name is in the page's visible text: "text=ada" would wait for the
+        # first element holding it, and the admin table's collapsed rows hold the names too (it
+        # timed out once with the user list served)
+        await page.wait_for_function("names => names.every(n => document.body.innerText.includes(n))",
+                                     arg=list(LEARNERS), polling=500, timeout=120_000)
         out["admin_page"] = await page.inner_text("body")
         await page.screenshot(path=str(browser.ARTEFACTS / "class-admin-1280x800.png"))
     except Exception as err:  # noqa: BLE001
         out["admin_problem"] = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+        try:   # what the page showed instead, and a picture of it
+            out["admin_problem"] += f"; the page shows: {(await page.inner_text('body'))[:400]!r}"
+            await page.screenshot(path=str(browser.ARTEFACTS / "class-admin-problem.png"))
+        except Exception:  # noqa: BLE001
+            pass
     finally:
         await context.close()
 
