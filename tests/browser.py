@@ -51,7 +51,11 @@ WIDGET_REPR = re.compile(r"^(VBox|HBox|Box|Button|Dropdown|IntProgress|FloatProg
 
 
 class KernelStuck(RuntimeError):
-    """The notebook's kernel did not come back from a restart: the notebook is run once more."""
+    """The notebook's kernel did not come back from a restart."""
+
+
+class NotebookTooSlow(TimeoutError):
+    """The notebook still ran after :data:`NOTEBOOK_TIMEOUT` seconds: it is not run once more."""
 
 
 class Unavailable(RuntimeError):
@@ -134,6 +138,24 @@ class Lab:
                                        + (self.workdir / "lab.log").read_text()[-3000:]) from None
                 time.sleep(0.2)
 
+    def api(self, path: str, method: str = "GET", timeout: float = 60):
+        """The server's REST API (``/api/...``): the JSON it answers, None for an empty answer;
+        raises urllib.error.URLError / OSError when it does not answer."""
+        request = urllib.request.Request(f"{self.base}{path}", method=method,
+                                         headers={"Authorization": f"token {self.token}"})
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            body = answer.read()
+        return json.loads(body) if body else None
+
+    def start_over(self, nb: Path) -> None:
+        """Before ``nb`` is run once more: shut down the kernel of each of its sessions (as "Close and
+        Shut Down Notebook" does; the next run's reaper then removes what that kernel made,
+        helpers/reaper.py) and put back the notebook's committed copy."""
+        for session in self.api("/api/sessions") or []:
+            if session.get("path", "").endswith(nb.name):
+                self.api(f"/api/sessions/{session['id']}", method="DELETE")
+        shutil.copy2(nb, self.root / nb.name)
+
     def url(self, workspace: str, notebook: str | None = None) -> str:
         tree = f"/tree/{notebook}" if notebook else ""
         return f"{self.base}/lab/workspaces/{workspace}{tree}?reset&token={self.token}"
@@ -191,6 +213,14 @@ KERNEL_IDLE_JS = """() => { const ind = document.querySelector('.jp-NotebookPane
 IDLE_JS = """() => { const ind = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator');
   const prompts = [...document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputPrompt')].map(e => e.textContent);
   return ind && ind.dataset.status === 'idle' && !prompts.some(p => p.includes('*')); }"""
+#: JupyterLab opens a Launcher tab whenever the main area is empty, once the page is restored: on a
+#: fresh page about a second after the file browser lists, later on a loaded machine. A notebook
+#: opened before it comes is hidden behind it (its menu items renamed, its panel hidden), so a
+#: notebook is opened only once the Launcher is the current tab.
+LAUNCHER_JS = """() => !!document.querySelector('#jp-main-dock-panel .lm-TabBar-tab.lm-mod-current[data-id^="launcher-"]')"""
+#: The current tab of the main area is the notebook ``name``.
+NOTEBOOK_CURRENT_JS = """(name) => { const t = document.querySelector('#jp-main-dock-panel .lm-TabBar-tab.lm-mod-current');
+  return !!t && t.innerText.trim() === name; }"""
 #: Each output's cell index, kind and what the checks need.
 SCAN_JS = """(mime) => {
   const cells = [...document.querySelectorAll('.jp-Notebook .jp-Cell')];
@@ -208,10 +238,46 @@ SCAN_JS = """(mime) => {
 }"""
 
 
+#: What the page shows when a step fails: a dialog, the main area's tabs (the current one marked *)
+#: and an open menu.
+PAGE_STATE_JS = """() => {
+  const text = (e, n) => e ? (e.innerText || '').replace(/\\s+/g, ' ').trim().slice(0, n) : '';
+  const tabs = [...document.querySelectorAll('#jp-main-dock-panel .lm-TabBar-tab')]
+    .map(t => (t.classList.contains('lm-mod-current') ? '*' : '') + text(t, 60));
+  return {dialog: text(document.querySelector('.jp-Dialog'), 300), tabs,
+          menu: text(document.querySelector('.lm-Menu'), 200)};
+}"""
+
+
+async def page_state(page) -> str:
+    """What the page shows, in one line, for a problem's report ("" when it cannot be read)."""
+    try:
+        seen = await page.evaluate(PAGE_STATE_JS)
+    except Exception:  # noqa: BLE001 - a page that cannot be read has nothing to add
+        return ""
+    parts = [f"a dialog says {seen['dialog']!r}"] if seen["dialog"] else []
+    parts.append(f"main area tabs {seen['tabs']} (* current)")
+    if seen["menu"]:
+        parts.append(f"an open menu shows {seen['menu']!r}")
+    return "; ".join(parts)
+
+
 async def _menu(page, menu: str, item: str) -> None:
-    """Click ``menu`` in the menu bar, then ``item`` (its label as the English interface shows it)."""
+    """Click ``menu`` in the menu bar, then ``item`` (its label as the English interface shows it).
+    Raises RuntimeError at once when the item is hidden or disabled, as JupyterLab makes a
+    notebook's commands when that notebook is not the current tab (a click would wait in vain)."""
     await page.click(f".lm-MenuBar-itemLabel:text-is('{menu}')")
-    await page.click(f".lm-Menu-itemLabel:text-is('{item}')")
+    await page.locator(".lm-Menu").first.wait_for(state="visible", timeout=30_000)
+    entry = page.locator(".lm-Menu .lm-Menu-item", has=page.locator(f".lm-Menu-itemLabel:text-is('{item}')"))
+    if not await entry.count():   # JupyterLab names some items after the current tab ("Run All")
+        labels = await page.locator(".lm-Menu .lm-Menu-itemLabel").all_inner_texts()
+        await page.keyboard.press("Escape")
+        raise RuntimeError(f"the {menu} menu has no {item!r}: it shows {[x for x in labels if x.strip()]}")
+    classes = (await entry.get_attribute("class") or "").split()
+    if unusable := [c.removeprefix("lm-mod-") for c in classes if c in ("lm-mod-hidden", "lm-mod-disabled")]:
+        await page.keyboard.press("Escape")
+        raise RuntimeError(f"the {menu} menu's {item!r} is {' and '.join(unusable)}")
+    await entry.click()
 
 
 async def _accept_dialog(page) -> None:
@@ -237,7 +303,7 @@ async def _run_and_wait(page, deadline: float, watch: int | None = None) -> None
     while True:  # until idle; a kernel that stays "starting" 120 s (seen on a loaded machine) is stuck
         left = deadline - time.monotonic()
         if left <= 0:
-            raise TimeoutError(f"the notebook still ran after {NOTEBOOK_TIMEOUT:.0f} s")
+            raise NotebookTooSlow(f"the notebook still ran after {NOTEBOOK_TIMEOUT:.0f} s")
         try:
             await page.wait_for_function(IDLE_JS, polling=500, timeout=min(left, 10) * 1000)
             return
@@ -405,10 +471,8 @@ async def _scan(page, report: Report, stem: str, shots: bool) -> list[dict]:
 def kernel_pid(lab: Lab, name: str) -> int | None:
     """The pid of the kernel the lab runs for notebook ``name`` (its session, then the process
     whose command line names that kernel's connection file), or None."""
-    request = urllib.request.Request(f"{lab.base}/api/sessions", headers={"Authorization": f"token {lab.token}"})
     try:
-        with urllib.request.urlopen(request, timeout=10) as answer:
-            sessions = json.load(answer)
+        sessions = lab.api("/api/sessions", timeout=10) or []
     except (urllib.error.URLError, OSError, ValueError):
         return None
     from coursehost.procs import command_lines
@@ -429,6 +493,7 @@ async def open_lab(page, lab: Lab, workspace: str) -> None:
                                          || !!document.querySelector('.jp-Dialog')""", timeout=180_000)
         dialog = page.locator(".jp-Dialog")
         if not await dialog.count():
+            await page.wait_for_function(LAUNCHER_JS, polling=200, timeout=120_000)
             return
         if attempt == 2:
             raise RuntimeError(f"JupyterLab said: {(await dialog.inner_text())[:200]!r}")
@@ -449,6 +514,7 @@ async def run_in_page(page, lab: Lab, nb: Path, client, report: Report) -> None:
     dialog = page.locator(".jp-Dialog")
     if await dialog.count():
         raise RuntimeError(f"JupyterLab said: {(await dialog.inner_text())[:200]!r}")
+    await page.wait_for_function(NOTEBOOK_CURRENT_JS, arg=nb.name, polling=200, timeout=60_000)
     await page.wait_for_function(KERNEL_IDLE_JS, polling=500, timeout=180_000)
     # the course's notebooks open trusted: their saved rich outputs are shown as such
     saved = await page.evaluate(SCAN_JS, WIDGET_MIME)
@@ -487,17 +553,23 @@ async def run_in_page(page, lab: Lab, nb: Path, client, report: Report) -> None:
     if await page.locator(".jp-Dialog").count():
         await _accept_dialog(page)
     await page.wait_for_function(f"() => document.querySelectorAll('{CELLS}').length === 0", timeout=60_000)
+    await page.wait_for_function(LAUNCHER_JS, polling=200, timeout=60_000)   # before the next one opens
 
 
 async def tab(browser, lab: Lab, n: int, queue: asyncio.Queue, client, reports: dict) -> None:
     """One browser tab of one learner: JupyterLab loaded once, the notebooks of ``queue`` opened
     in it one after another. A notebook that fails is reported and the page loaded afresh; one
-    whose kernel got stuck starting is run once more (its report says so)."""
+    where the pass itself stumbled (a click that timed out on a loaded machine, a kernel that did
+    not start) is run once more in a freshly loaded page, after its kernel is shut down; its report
+    says why in ``retried``. One that still ran after :data:`NOTEBOOK_TIMEOUT` is not."""
     context = await browser.new_context(viewport=VIEWPORT, locale="en-US")
     current: dict = {}
     context.on("request", lambda r: current["report"].requests.append(r.url) if current else None)
     page = await context.new_page()
     page.on("websocket", lambda ws: current["report"].requests.append(ws.url) if current else None)
+    # leaving a page with a notebook mid-run (to load it afresh after a problem): JupyterLab asks
+    # "leave the page?"; the answer is yes (any other native dialog is dismissed)
+    page.on("dialog", lambda d: asyncio.ensure_future(d.accept() if d.type == "beforeunload" else d.dismiss()))
     fresh = True
     try:
         while not queue.empty():
@@ -513,6 +585,8 @@ async def tab(browser, lab: Lab, n: int, queue: asyncio.Queue, client, reports: 
                     await run_in_page(page, lab, nb, client, report)
                 except Exception as err:  # noqa: BLE001 - reported by the test, with a picture of the page
                     report.problem = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+                    state = await page_state(page)
+                    report.problem += f" ({state})" if state else ""
                     fresh = True
                     try:
                         await page.screenshot(path=str(ARTEFACTS / f"{nb.stem}-problem.png"))
@@ -520,9 +594,14 @@ async def tab(browser, lab: Lab, n: int, queue: asyncio.Queue, client, reports: 
                         pass
                 finally:
                     report.seconds = round(time.monotonic() - started, 1)
-                if not report.problem.startswith("KernelStuck"):
+                if not report.problem or attempt or report.problem.startswith("NotebookTooSlow"):
                     break
                 retried = report.problem
+                try:
+                    await asyncio.to_thread(lab.start_over, nb)
+                except (urllib.error.URLError, OSError, ValueError) as err:
+                    report.problem += f"; and it could not be run again: the server did not shut its kernel down ({err})"
+                    break
             reports[nb.name] = report
     finally:
         current.clear()

@@ -52,6 +52,9 @@ def seen(tmp_path_factory):
                              "" if result["reports"] else "the browser pass did not finish")
     print(f"\n[browser] the pass took {result['seconds']} s:",
           ", ".join(f"{k} {r.seconds} s" for k, r in sorted(result["reports"].items())))
+    for name, r in sorted(result["reports"].items()):
+        if r.retried:   # the pass stumbled once (not the notebook: its run is judged as any other)
+            print(f"[browser] {name} was run twice: the first run stopped with {r.retried}")
     return result
 
 
