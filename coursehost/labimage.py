@@ -10,6 +10,8 @@ A root file system made of
 * the engine lane's docker CLI and its buildx plugin (notebook 06 builds with BuildKit);
 * the course itself (``notebooks/``, ``helpers/``) in ``/home/learner/course``, owned by the
   learner (uid 1000), who runs the lab,
+* the learner's notebook notary with every course notebook signed in it (:func:`notary_entries`),
+  so the lab opens them trusted, as ``./course open`` does,
 
 in two steps, with no registry and no internet: ``course-lab-base:<hash>`` — everything but the
 course, imported with ``docker import`` once per change of the packages (about a minute) — and
@@ -150,6 +152,34 @@ def _overrides() -> bytes:
     return (json.dumps(CLASS_SETTINGS, indent=1, sort_keys=True) + "\n").encode()
 
 
+#: Where the learner's Jupyter server keeps its notary (nbformat.sign.NotebookNotary's defaults:
+#: ``nbsignatures.db`` and ``notebook_secret`` in jupyter_core's data dir, ~/.local/share/jupyter).
+NOTARY_DIR = f"{HOME}/.local/share/jupyter"
+
+
+def notary_entries(files: list[tuple[Path, str]]) -> list[tuple[str, bytes, int]]:
+    """The learner's notary, made now, with every course notebook of ``files`` signed in it, as
+    ``jupyter trust`` would sign them: (path in the image, content, mode) of ``notebook_secret``
+    (a new random secret per image, 0600) and ``nbsignatures.db``. So a class's lab opens the
+    course's notebooks trusted, as ``./course open`` does (coursehost/lab.py): their saved
+    widgets and SVG pictures show as made, not as text. A notebook the learner edits and saves is
+    signed again by their server, with the same secret."""
+    import os
+
+    import nbformat
+    from nbformat.sign import NotebookNotary
+
+    with tempfile.TemporaryDirectory(prefix="course-notary-") as tmp:
+        secret = os.urandom(1024).hex().encode()
+        notary = NotebookNotary(db_file=str(Path(tmp) / "nbsignatures.db"), secret=secret)
+        for source, inside in files:
+            if source.suffix == ".ipynb":
+                notary.sign(nbformat.read(source, as_version=4))
+        notary.store.close()
+        db = (Path(tmp) / "nbsignatures.db").read_bytes()
+    return [(f"{NOTARY_DIR}/notebook_secret", secret, 0o600), (f"{NOTARY_DIR}/nbsignatures.db", db, 0o644)]
+
+
 def _course_tar(files: list[tuple[Path, str]]) -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
@@ -157,6 +187,16 @@ def _course_tar(files: list[tuple[Path, str]]) -> bytes:
         info = tarfile.TarInfo("usr/share/jupyter/lab/settings/overrides.json")
         info.size, info.mode = len(data), 0o644
         tar.addfile(info, io.BytesIO(data))
+        # the learner's notary, in folders of theirs (the server writes to its database)
+        parts = NOTARY_DIR.split("/")
+        for depth in range(len(HOME.split("/")) + 1, len(parts) + 1):
+            info = tarfile.TarInfo("/".join(parts[:depth]))
+            info.type, info.mode, info.uid, info.gid = tarfile.DIRTYPE, 0o755, LEARNER_UID, LEARNER_UID
+            tar.addfile(info)
+        for name, content, mode in notary_entries(files):
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.uid, info.gid = len(content), mode, LEARNER_UID, LEARNER_UID
+            tar.addfile(info, io.BytesIO(content))
         for source, inside in files:
             info = tar.gettarinfo(str(source), arcname=inside)
             info.uid = info.gid = LEARNER_UID

@@ -262,6 +262,16 @@ async def page_state(page) -> str:
     return "; ".join(parts)
 
 
+#: Outputs JupyterLab shows differently when the notebook is not trusted (widgets and SVG not at
+#: all: they fall back to text).
+RICH_MIMES = ("text/html", "image/png", "image/svg+xml", WIDGET_MIME)
+
+
+def untrusted(scan: list[dict]) -> list[str]:
+    """Of the outputs :data:`SCAN_JS` found, the rich ones shown untrusted, as "cell N (mime)"."""
+    return [f"cell {o['cell']} ({o['mime']})" for o in scan if o["mime"] in RICH_MIMES and not o["trusted"]]
+
+
 async def _menu(page, menu: str, item: str) -> None:
     """Click ``menu`` in the menu bar, then ``item`` (its label as the English interface shows it).
     Raises RuntimeError at once when the item is hidden or disabled, as JupyterLab makes a
@@ -517,9 +527,7 @@ async def run_in_page(page, lab: Lab, nb: Path, client, report: Report) -> None:
     await page.wait_for_function(NOTEBOOK_CURRENT_JS, arg=nb.name, polling=200, timeout=60_000)
     await page.wait_for_function(KERNEL_IDLE_JS, polling=500, timeout=180_000)
     # the course's notebooks open trusted: their saved rich outputs are shown as such
-    saved = await page.evaluate(SCAN_JS, WIDGET_MIME)
-    report.untrusted = [f"cell {o['cell']} ({o['mime']})" for o in saved
-                        if o["mime"] in ("text/html", "image/png", "image/svg+xml") and not o["trusted"]]
+    report.untrusted = untrusted(await page.evaluate(SCAN_JS, WIDGET_MIME))
     await _menu(page, "Edit", "Clear Outputs of All Cells")
     # the notebook's kernel is fresh (it started when the notebook opened): Run All, as a learner does
     cleanup = _cleanup_cell(nb) if any(k in nb.read_text() for k in CONTROL_MAKERS) else None

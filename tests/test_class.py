@@ -17,7 +17,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from coursehost import classroom, engine
+from coursehost import classroom, engine, labimage
 from helpers import connection
 from bench.learner import report_failures
 from tests import browser
@@ -68,6 +68,30 @@ def test_privileged_only_where_root_has_every_capability(tmp_path):
     assert classroom.may_run_privileged(status)
     status.write_text("Name:\tx\nCapBnd:\t000001fffeffffff\n")    # CAP_SYS_RESOURCE (24) missing
     assert not classroom.may_run_privileged(status)
+
+
+def test_the_lab_image_signs_every_course_notebook_and_nothing_else(tmp_path):
+    """The notary the lab image carries trusts each course notebook as committed, and not one
+    that was changed (what a stranger's notebook would be); its secret is the learner's alone."""
+    import nbformat
+    from nbformat.sign import NotebookNotary
+
+    files = labimage.course_files()
+    made = {Path(name).name: (name, content, mode) for name, content, mode in labimage.notary_entries(files)}
+    assert {n: (path, mode) for n, (path, _, mode) in made.items()} == {
+        "notebook_secret": ("home/learner/.local/share/jupyter/notebook_secret", 0o600),
+        "nbsignatures.db": ("home/learner/.local/share/jupyter/nbsignatures.db", 0o644)}
+    (tmp_path / "nbsignatures.db").write_bytes(made["nbsignatures.db"][1])
+    notary = NotebookNotary(db_file=str(tmp_path / "nbsignatures.db"), secret=made["notebook_secret"][1])
+    notebooks = [source for source, _ in files if source.suffix == ".ipynb"]
+    assert len(notebooks) == len(list((ROOT / "notebooks").glob("*.ipynb")))
+    for source in notebooks:
+        assert notary.check_signature(nbformat.read(source, as_version=4)), f"{source.name} is not signed"
+    changed = nbformat.read(notebooks[0], as_version=4)
+    changed.cells[-1].source += "\nprint('not the course')"
+    assert not notary.check_signature(changed)
+    other = NotebookNotary(db_file=str(tmp_path / "nbsignatures.db"), secret=b"another image's secret")
+    assert not other.check_signature(nbformat.read(notebooks[0], as_version=4))
 
 
 def test_class_never_listens_everywhere():
@@ -148,6 +172,10 @@ async def _learner(pw_browser, klass: dict, name: str, out: dict) -> None:
                 await page.wait_for_function(f"() => document.querySelectorAll('{cells}').length > 5",
                                              timeout=60_000)
                 await page.wait_for_function(browser.KERNEL_IDLE_JS, polling=500, timeout=120_000)
+                # the course's notebooks open trusted in a class's lab too: the saved outputs shown
+                saved = await page.evaluate(browser.SCAN_JS, browser.WIDGET_MIME)
+                out[f"{name}_rich_outputs"] = sum(o["mime"] in browser.RICH_MIMES for o in saved)
+                out[f"{name}_untrusted"] = browser.untrusted(saved)
                 # the notebook's setup cell, run in the browser: the learner's kernel reaches their daemon
                 await browser._select_cell(page, setup)
                 await browser._menu(page, "Run", "Run Selected Cell and Do not Advance")
@@ -257,6 +285,9 @@ def test_two_learners_each_run_a_notebook_in_their_own_seat(klass):
                                                f"(see .state/artefacts/browser/class-{name}-problem.png)"
         assert out[f"{name}_errors"] == [], f"{name}'s run of {NOTEBOOK} shows errors: {out[f'{name}_errors'][:2]}"
         assert out[f"{name}_news_prompt"] == 0, f"{name}'s lab asks about Jupyter news"
+        assert out[f"{name}_rich_outputs"], f"{name}'s lab showed none of {NOTEBOOK}'s saved tables and pictures"
+        assert out[f"{name}_untrusted"] == [], (f"{name}'s lab opened {NOTEBOOK} untrusted: its saved outputs "
+                                                f"{out[f'{name}_untrusted'][:5]} are not trusted")
     client = klass["client"]
     # each learner's notebook, whole, in their own lab against their own daemon (both at once, as a class)
     from concurrent.futures import ThreadPoolExecutor
