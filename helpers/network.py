@@ -159,9 +159,20 @@ def addresses(container: Container) -> dict[str, list[str]]:
     return found
 
 
+#: The last line :data:`ROUTES_COMMAND` prints after the table.
+ROUTES_END = "end-of-routes"
+#: ``ip route``, then a line that always comes: a container's table can be empty (``--network
+#: none``), and without it an output the daemon lost (moby#27289) could not be told from that.
+ROUTES_COMMAND = ["sh", "-c", f"ip route; echo {ROUTES_END}"]
+
+
 def routes(container: Container) -> list[str]:
-    """The container's routing table (``ip route``), one route a line."""
-    return [r.strip() for r in _exec(container, ["ip", "route"])[1].splitlines() if r.strip()]
+    """The container's routing table (``docker exec C ip route``), one route a line; ``[]`` for a
+    container with no network. Asked again when the daemon lost the output (the DinD pass once
+    saw a bridge container with no default route). Raises :class:`BadInput` for a container that
+    is not running."""
+    out = _asked_again(lambda: _exec(container, ROUTES_COMMAND)[1], lambda out: ROUTES_END in out.split())
+    return [r.strip() for r in out.splitlines() if r.strip() and r.strip() != ROUTES_END]
 
 
 def default_gateway(container: Container) -> str | None:

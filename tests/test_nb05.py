@@ -382,6 +382,30 @@ def test_a_listing_that_came_back_empty_is_asked_again(monkeypatch):
     assert network.links(never) == [] and len(calls) == 3       # three tries, then what there is
 
 
+def test_a_routing_table_that_came_back_lost_is_asked_again(monkeypatch):
+    """A container's table can be empty (--network none) or lost by the daemon (moby#27289: the DinD
+    pass once read "no default route" for a bridge container); the end line tells them apart."""
+    from docker.models.containers import Container
+
+    box = Container(attrs={"Id": "x", "Name": "/box", "State": {"Status": "running"}})
+    monkeypatch.setattr(box, "reload", lambda: None)
+    calls: list[list[str]] = []
+
+    def answering(*answers: bytes) -> None:
+        left = list(answers)
+        calls.clear()
+        monkeypatch.setattr(box, "exec_run", lambda cmd: calls.append(cmd) or (0, left.pop(0)))
+
+    table = b"default via 172.17.0.1 dev eth0 \n172.17.0.0/16 dev eth0 scope link  src 172.17.0.2 \nend-of-routes\n"
+    answering(b"", table)
+    assert network.default_gateway(box) == "172.17.0.1" and len(calls) == 2
+    answering(b"end-of-routes\n")                                        # --network none: no route, asked once
+    assert network.routes(box) == [] and len(calls) == 1
+    answering(b"", b"", b"")
+    assert network.routes(box) == [] and len(calls) == 3                 # gives up after three
+    assert calls[0] == network.ROUTES_COMMAND
+
+
 def test_host_listings_are_asked_again_when_the_output_was_lost(run, monkeypatch):
     """On a busy daemon a short exec may come back with no output (moby#27289); the host always
     has links, so an empty answer is asked again — three times."""
