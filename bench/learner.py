@@ -82,10 +82,40 @@ def _options(cell: Any) -> dict[str, bool]:
 CELL_TIMEOUT = float(os.environ.get("COURSE_CELL_TIMEOUT", "300"))
 
 
+def ipc_kernel_manager():
+    """A python3 ``KernelManager`` (not started) whose kernel talks over unix sockets in a folder
+    of its own (``os.path.dirname(km.ip)``: remove it after ``km.cleanup_resources()``). With TCP,
+    kernels starting at once pick the same free port now and then, and one dies before replying
+    ("ZMQError: Address already in use", then "Kernel died before replying to kernel_info":
+    30 learners' kernels, and a fault test's kernel beside nbval's, have)."""
+    from jupyter_client.manager import KernelManager
+
+    sockets = tempfile.mkdtemp(prefix="course-kernel-")
+    return KernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(sockets, "kernel"))
+
+
+def start_ipc_kernel(cwd: str, env: dict[str, str] | None = None, timeout: float = 60):
+    """A started :func:`ipc_kernel_manager` kernel (in ``cwd``, with ``env``) and its blocking
+    client, ready: ``(km, kc)``, as jupyter_client's ``start_new_kernel`` returns them. Raises
+    RuntimeError when the kernel does not answer within ``timeout`` s (it is shut down then)."""
+    km = ipc_kernel_manager()
+    km.start_kernel(cwd=cwd, env=env if env is not None else dict(os.environ))
+    kc = km.client()
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=timeout)
+    except RuntimeError:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+        km.cleanup_resources()
+        shutil.rmtree(os.path.dirname(km.ip), ignore_errors=True)
+        raise
+    return km, kc
+
+
 def run_notebook(path: Path, patterns: dict[str, str], timeout: float = CELL_TIMEOUT) -> dict[str, Any]:
     """Execute one notebook in a fresh kernel; the cells whose outputs differ or that raised."""
     import nbformat
-    from jupyter_client.manager import KernelManager
     from nbclient import NotebookClient
     from nbval.plugin import coalesce_streams
 
@@ -93,10 +123,8 @@ def run_notebook(path: Path, patterns: dict[str, str], timeout: float = CELL_TIM
     reference = {i: coalesce_streams([nbformat.from_dict(o) for o in c.outputs])
                  for i, c in enumerate(nb.cells) if c.cell_type == "code"}
     unrun = {i for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.execution_count is None}
-    # the kernel talks over unix sockets in a folder of its own: with TCP, 30 learners' kernels
-    # starting at once pick the same free port now and then ("Address already in use": it dies)
-    sockets = tempfile.mkdtemp(prefix="course-kernel-")
-    km = KernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(sockets, "kernel"))
+    km = ipc_kernel_manager()
+    sockets = os.path.dirname(km.ip)
     client = NotebookClient(nb, km=km, timeout=timeout, kernel_name="python3", allow_errors=True,
                             startup_timeout=300,  # 30 kernels starting at once on 2 cores (nbclient: 60)
                             resources={"metadata": {"path": str(path.parent)}})

@@ -123,12 +123,12 @@ class Kernel:
     """A Jupyter kernel running cells as a notebook does (cwd notebooks/, DOCKER_HOST as given)."""
 
     def __init__(self, docker_host: str | None = None) -> None:
-        from jupyter_client.manager import start_new_kernel
+        from bench.learner import start_ipc_kernel
 
         env = dict(os.environ)
         if docker_host:
             env["DOCKER_HOST"] = docker_host
-        self.km, self.kc = start_new_kernel(kernel_name="python3", cwd=str(ROOT / "notebooks"), env=env)
+        self.km, self.kc = start_ipc_kernel(str(ROOT / "notebooks"), env)
 
     def cell(self, code: str) -> dict:
         """Run one cell: its status, its stdout, and its error output (ename, evalue) if any."""
@@ -155,6 +155,7 @@ class Kernel:
         if self.km.is_alive():
             self.km.shutdown_kernel(now=True)
         self.km.cleanup_resources()
+        shutil.rmtree(os.path.dirname(self.km.ip), ignore_errors=True)
 
 
 SETUP = ("from helpers import BASE_IMAGE, Run, connect\n"

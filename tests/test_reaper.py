@@ -4,6 +4,7 @@ another machine (helpers/reaper.py)."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -110,9 +111,9 @@ def test_a_killed_process_is_reaped_and_a_live_one_is_not(client, run):
 def test_a_killed_kernel_is_reaped(client):
     """The real thing: a Jupyter kernel runs a setup cell and a cell making objects, then is
     killed (a tab closed, a crash); the next run's setup cell leaves 0 objects of it."""
-    from jupyter_client.manager import start_new_kernel
+    from bench.learner import start_ipc_kernel
 
-    km, kc = start_new_kernel(kernel_name="python3", cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    km, kc = start_ipc_kernel(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     try:
         out: list[str] = []
         code = ("from helpers import connect, Run\nfrom tests.test_reaper import make_objects\n"
@@ -128,6 +129,7 @@ def test_a_killed_kernel_is_reaped(client):
     finally:
         kc.stop_channels()
         km.cleanup_resources()
+        shutil.rmtree(os.path.dirname(km.ip), ignore_errors=True)
     later = Run(client, "tests")
     try:
         assert objects_of(client, dead) == []
