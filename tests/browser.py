@@ -214,9 +214,10 @@ IDLE_JS = """() => { const ind = document.querySelector('.jp-NotebookPanel:not(.
   const prompts = [...document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputPrompt')].map(e => e.textContent);
   return ind && ind.dataset.status === 'idle' && !prompts.some(p => p.includes('*')); }"""
 #: JupyterLab opens a Launcher tab whenever the main area is empty, once the page is restored: on a
-#: fresh page about a second after the file browser lists, later on a loaded machine. A notebook
-#: opened before it comes is hidden behind it (its menu items renamed, its panel hidden), so a
-#: notebook is opened only once the Launcher is the current tab.
+#: fresh page about a second after the file browser lists, later on a loaded machine. Two CI
+#: failures under load looked like a notebook left behind a Launcher that came after it (its Run
+#: menu's "Run All Cells" gone — with another tab current it reads "Run All" — and no notebook
+#: panel shown), so a notebook is opened only once the Launcher is the current tab.
 LAUNCHER_JS = """() => !!document.querySelector('#jp-main-dock-panel .lm-TabBar-tab.lm-mod-current[data-id^="launcher-"]')"""
 #: The current tab of the main area is the notebook ``name``.
 NOTEBOOK_CURRENT_JS = """(name) => { const t = document.querySelector('#jp-main-dock-panel .lm-TabBar-tab.lm-mod-current');
