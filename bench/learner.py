@@ -105,12 +105,20 @@ def start_ipc_kernel(cwd: str, env: dict[str, str] | None = None, timeout: float
     try:
         kc.wait_for_ready(timeout=timeout)
     except RuntimeError:
-        kc.stop_channels()
-        km.shutdown_kernel(now=True)
-        km.cleanup_resources()
-        shutil.rmtree(os.path.dirname(km.ip), ignore_errors=True)
+        stop_ipc_kernel(km, kc)
         raise
     return km, kc
+
+
+def stop_ipc_kernel(km, kc=None, now: bool = True) -> None:
+    """Stop ``kc``'s channels, shut down ``km``'s kernel if it still runs (at once, or politely
+    with ``now=False``), and remove its socket folder."""
+    if kc is not None:
+        kc.stop_channels()
+    if km.has_kernel and km.is_alive():
+        km.shutdown_kernel(now=now)
+    km.cleanup_resources()
+    shutil.rmtree(os.path.dirname(km.ip), ignore_errors=True)
 
 
 def run_notebook(path: Path, patterns: dict[str, str], timeout: float = CELL_TIMEOUT) -> dict[str, Any]:
@@ -124,7 +132,6 @@ def run_notebook(path: Path, patterns: dict[str, str], timeout: float = CELL_TIM
                  for i, c in enumerate(nb.cells) if c.cell_type == "code"}
     unrun = {i for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.execution_count is None}
     km = ipc_kernel_manager()
-    sockets = os.path.dirname(km.ip)
     client = NotebookClient(nb, km=km, timeout=timeout, kernel_name="python3", allow_errors=True,
                             startup_timeout=300,  # 30 kernels starting at once on 2 cores (nbclient: 60)
                             resources={"metadata": {"path": str(path.parent)}})
@@ -133,10 +140,8 @@ def run_notebook(path: Path, patterns: dict[str, str], timeout: float = CELL_TIM
     compare = _Cell(patterns)
     try:
         kernel_pid = _execute(client, nb, compare, unrun, reference, failures)
-    finally:
-        if km.has_kernel:  # nbclient shuts down only kernels it made itself: a learner closes its tab
-            km.shutdown_kernel()
-        shutil.rmtree(sockets, ignore_errors=True)
+    finally:  # nbclient shuts down only kernels it made itself: a learner closes its tab
+        stop_ipc_kernel(km, now=False)
     return {"notebook": path.name, "seconds": round(time.monotonic() - start, 2), "failures": failures,
             "kernel_pid": kernel_pid}
 

@@ -101,7 +101,7 @@ def notary_files() -> tuple[Path, Path]:
     secret = folder / "notebook_secret"
     if not secret.exists():
         with tempfile.NamedTemporaryFile("wb", dir=folder, prefix=".secret.", delete=False) as f:
-            f.write(os.urandom(1024).hex().encode())
+            f.write(new_secret())
         os.chmod(f.name, 0o600)
         try:
             os.link(f.name, secret)  # fails if another one got there first: theirs is kept
@@ -110,6 +110,28 @@ def notary_files() -> tuple[Path, Path]:
         finally:
             os.unlink(f.name)
     return folder / "nbsignatures.db", secret
+
+
+def new_secret() -> bytes:
+    """A new notary secret: 1024 random bytes, hex-encoded."""
+    return os.urandom(1024).hex().encode()
+
+
+def sign(notary, paths: list[Path]) -> list[Path]:
+    """Sign each notebook of ``paths`` into ``notary`` (an ``nbformat.sign.NotebookNotary``) unless
+    it is signed already; returns those now trusted (one that cannot be read is left out)."""
+    import nbformat
+
+    signed = []
+    for path in paths:
+        try:
+            nb = nbformat.read(path, as_version=4)
+        except Exception:  # noqa: BLE001 - a notebook being written by its author right now
+            continue
+        if not notary.check_signature(nb):
+            notary.sign(nb)
+        signed.append(path)
+    return signed
 
 
 def notary_args() -> list[str]:
@@ -124,21 +146,10 @@ def trust_notebooks(folder: Path = NOTEBOOKS) -> list[Path]:
     database, as ``jupyter trust`` records it (nbformat.sign). A copy with the same content is
     trusted too; a learner's edited and saved notebook is signed again by the server on save.
     """
-    import nbformat
     from nbformat.sign import NotebookNotary
 
     db, secret = notary_files()
-    notary = NotebookNotary(db_file=str(db), secret_file=str(secret))
-    signed = []
-    for path in sorted(folder.glob("*.ipynb")):
-        try:
-            nb = nbformat.read(path, as_version=4)
-        except Exception:  # noqa: BLE001 - a notebook being written by its author right now
-            continue
-        if not notary.check_signature(nb):
-            notary.sign(nb)
-        signed.append(path)
-    return signed
+    return sign(NotebookNotary(db_file=str(db), secret_file=str(secret)), sorted(folder.glob("*.ipynb")))
 
 
 def server_argv(argv: list[str]) -> tuple[list[str], str]:

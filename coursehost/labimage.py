@@ -153,8 +153,10 @@ def _overrides() -> bytes:
 
 
 #: Where the learner's Jupyter server keeps its notary (nbformat.sign.NotebookNotary's defaults:
-#: ``nbsignatures.db`` and ``notebook_secret`` in jupyter_core's data dir, ~/.local/share/jupyter).
+#: ``nbsignatures.db`` and ``notebook_secret`` in jupyter_core's data dir, ~/.local/share/jupyter),
+#: and the folders down to it, the learner's (the server writes to its database).
 NOTARY_DIR = f"{HOME}/.local/share/jupyter"
+NOTARY_FOLDERS = (f"{HOME}/.local", f"{HOME}/.local/share", NOTARY_DIR)
 
 
 def notary_entries(files: list[tuple[Path, str]]) -> list[tuple[str, bytes, int]]:
@@ -164,17 +166,14 @@ def notary_entries(files: list[tuple[Path, str]]) -> list[tuple[str, bytes, int]
     course's notebooks trusted, as ``./course open`` does (coursehost/lab.py): their saved
     widgets and SVG pictures show as made, not as text. A notebook the learner edits and saves is
     signed again by their server, with the same secret."""
-    import os
-
-    import nbformat
     from nbformat.sign import NotebookNotary
 
+    from .lab import new_secret, sign
+
     with tempfile.TemporaryDirectory(prefix="course-notary-") as tmp:
-        secret = os.urandom(1024).hex().encode()
+        secret = new_secret()
         notary = NotebookNotary(db_file=str(Path(tmp) / "nbsignatures.db"), secret=secret)
-        for source, inside in files:
-            if source.suffix == ".ipynb":
-                notary.sign(nbformat.read(source, as_version=4))
+        sign(notary, [source for source, _ in files if source.suffix == ".ipynb"])
         notary.store.close()
         db = (Path(tmp) / "nbsignatures.db").read_bytes()
     return [(f"{NOTARY_DIR}/notebook_secret", secret, 0o600), (f"{NOTARY_DIR}/nbsignatures.db", db, 0o644)]
@@ -187,10 +186,8 @@ def _course_tar(files: list[tuple[Path, str]]) -> bytes:
         info = tarfile.TarInfo("usr/share/jupyter/lab/settings/overrides.json")
         info.size, info.mode = len(data), 0o644
         tar.addfile(info, io.BytesIO(data))
-        # the learner's notary, in folders of theirs (the server writes to its database)
-        parts = NOTARY_DIR.split("/")
-        for depth in range(len(HOME.split("/")) + 1, len(parts) + 1):
-            info = tarfile.TarInfo("/".join(parts[:depth]))
+        for folder in NOTARY_FOLDERS:
+            info = tarfile.TarInfo(folder)
             info.type, info.mode, info.uid, info.gid = tarfile.DIRTYPE, 0o755, LEARNER_UID, LEARNER_UID
             tar.addfile(info)
         for name, content, mode in notary_entries(files):

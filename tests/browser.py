@@ -504,7 +504,6 @@ async def open_lab(page, lab: Lab, workspace: str) -> None:
                                          || !!document.querySelector('.jp-Dialog')""", timeout=180_000)
         dialog = page.locator(".jp-Dialog")
         if not await dialog.count():
-            await page.wait_for_function(LAUNCHER_JS, polling=200, timeout=120_000)
             return
         if attempt == 2:
             raise RuntimeError(f"JupyterLab said: {(await dialog.inner_text())[:200]!r}")
@@ -518,6 +517,7 @@ async def run_in_page(page, lab: Lab, nb: Path, client, report: Report) -> None:
     n_cells = len(json.loads(nb.read_text())["cells"])
     if not await page.is_visible("#filebrowser"):
         await page.click(".jp-SideBar [data-id=filebrowser]")
+    await page.wait_for_function(LAUNCHER_JS, polling=200, timeout=120_000)
     name = re.compile(rf"^\s*{re.escape(nb.name)}\s*$")
     await page.locator(".jp-DirListing-itemText", has_text=name).dblclick()
     await page.wait_for_function(f"""() => document.querySelectorAll('{CELLS}').length === {n_cells}
@@ -562,7 +562,6 @@ async def run_in_page(page, lab: Lab, nb: Path, client, report: Report) -> None:
     if await page.locator(".jp-Dialog").count():
         await _accept_dialog(page)
     await page.wait_for_function(f"() => document.querySelectorAll('{CELLS}').length === 0", timeout=60_000)
-    await page.wait_for_function(LAUNCHER_JS, polling=200, timeout=60_000)   # before the next one opens
 
 
 async def tab(browser, lab: Lab, n: int, queue: asyncio.Queue, client, reports: dict) -> None:

@@ -151,11 +151,9 @@ class Kernel:
         self.close()
 
     def close(self) -> None:
-        self.kc.stop_channels()
-        if self.km.is_alive():
-            self.km.shutdown_kernel(now=True)
-        self.km.cleanup_resources()
-        shutil.rmtree(os.path.dirname(self.km.ip), ignore_errors=True)
+        from bench.learner import stop_ipc_kernel
+
+        stop_ipc_kernel(self.km, self.kc)
 
 
 SETUP = ("from helpers import BASE_IMAGE, Run, connect\n"

@@ -4,7 +4,6 @@ another machine (helpers/reaper.py)."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -111,7 +110,7 @@ def test_a_killed_process_is_reaped_and_a_live_one_is_not(client, run):
 def test_a_killed_kernel_is_reaped(client):
     """The real thing: a Jupyter kernel runs a setup cell and a cell making objects, then is
     killed (a tab closed, a crash); the next run's setup cell leaves 0 objects of it."""
-    from bench.learner import start_ipc_kernel
+    from bench.learner import start_ipc_kernel, stop_ipc_kernel
 
     km, kc = start_ipc_kernel(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     try:
@@ -127,9 +126,7 @@ def test_a_killed_kernel_is_reaped(client):
         os.kill(km.provisioner.pid, signal.SIGKILL)
         km.provisioner.process.wait(timeout=30)
     finally:
-        kc.stop_channels()
-        km.cleanup_resources()
-        shutil.rmtree(os.path.dirname(km.ip), ignore_errors=True)
+        stop_ipc_kernel(km, kc)
     later = Run(client, "tests")
     try:
         assert objects_of(client, dead) == []
