@@ -187,6 +187,29 @@ def build(docker_cli: Any, client: docker.DockerClient, context: str | Path, tag
     raise AssertionError("unreachable")
 
 
+#: What the classic builder on the containerd store answers when an image it looked at as a cache
+#: candidate (any image made from the same parent, another learner's included) is removed while it
+#: looks: the build aborts, and the same build again passes (seen with a class on one daemon).
+VANISHED = re.compile(r'unable to find image "?sha256:[0-9a-f]{64}')
+
+
+def classic_build(client: docker.DockerClient, context: str | Path, tag: str, labels: Mapping[str, str],
+                  attempts: int = 3) -> tuple[Any, list[dict]]:
+    """``client.images.build(path=context, tag=tag, labels=labels, rm=True)`` — ``docker build``
+    with the classic builder, as docker-py drives it — asked again (up to ``attempts`` times in
+    all) when it aborts on an image another run removed meanwhile (:data:`VANISHED`). Returns
+    docker-py's ``(Image, log lines as dicts)``; raises docker-py's ``BuildError`` for any other
+    failure, or when every attempt met a vanished image."""
+    for attempt in range(attempts):
+        try:
+            image, lines = client.images.build(path=str(context), tag=tag, labels=dict(labels), rm=True)
+            return image, list(lines)
+        except docker.errors.BuildError as err:
+            if not VANISHED.search(str(err)) or attempt + 1 == attempts:
+                raise
+    raise AssertionError("unreachable")
+
+
 def write_context(folder: str | Path, files: Mapping[str, str]) -> Path:
     """Write a build context: ``files`` maps a path inside ``folder`` to its text.
 

@@ -260,3 +260,39 @@ def test_image_files_reads_the_image_not_a_runs_output(client, run):
         image_files(client, image.id, "/nowhere", labels=run.labels)
     ours = [f"{k}={v}" for k, v in run.labels.items()]
     assert client.containers.list(all=True, filters={"label": ours}) == [], "image_files left its container"
+
+
+def test_a_classic_build_that_met_a_vanished_image_is_asked_again():
+    """The classic builder on the containerd store aborts when a cache candidate (another run's
+    image from the same parent) is removed while it looks; classic_build asks again, and only then."""
+    from docker.errors import BuildError
+
+    from helpers.build import classic_build
+
+    class Images:
+        def __init__(self, *errors):
+            self.errors, self.calls = list(errors), []
+
+        def build(self, **kwargs):
+            self.calls.append(kwargs)
+            if self.errors:
+                raise BuildError(self.errors.pop(0), [])
+            return "image", iter([{"stream": "Step 1/2 : FROM busybox:1.35\n"}])
+
+    class Client:
+        def __init__(self, images):
+            self.images = images
+
+    vanished = 'unable to find image "sha256:' + "1" * 64 + '"'
+    once = Images(vanished)
+    image, lines = classic_build(Client(once), "/ctx", "dc-x-small:classic", {"a": "b"})
+    assert image == "image" and lines == [{"stream": "Step 1/2 : FROM busybox:1.35\n"}] and len(once.calls) == 2
+    assert once.calls[0] == {"path": "/ctx", "tag": "dc-x-small:classic", "labels": {"a": "b"}, "rm": True}
+    other = Images("The command '/bin/sh -c false' returned a non-zero code: 1")
+    with pytest.raises(BuildError):
+        classic_build(Client(other), "/ctx", "dc-x-small:classic", {})
+    assert len(other.calls) == 1                                   # a real failure is not retried
+    always = Images(vanished, vanished, vanished)
+    with pytest.raises(BuildError):
+        classic_build(Client(always), "/ctx", "dc-x-small:classic", {})
+    assert len(always.calls) == 3
